@@ -1,0 +1,1 @@
+"""Compound scaling search."""

@@ -1,0 +1,200 @@
+"""The `scalesearch` command line: parse, call the library, print. No logic lives here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import UserError
+from .scaling import parse_budget, parse_phi
+
+app = typer.Typer(
+    help="EfficientNet-style compound scaling: search α, β, γ on your data and expand them into a family.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+FORMAT_BY_SUFFIX = {".csv": "csv", ".md": "md", ".tex": "latex", ".json": "json"}
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _phi_option(text: str) -> list[int]:
+    try:
+        return parse_phi(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _budget_option(text: str) -> float:
+    try:
+        return parse_budget(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _family_option(name: str) -> str:
+    from .families import family_names
+
+    if name not in family_names():
+        raise typer.BadParameter(f"unknown family {name!r}; known: {', '.join(family_names())}")
+    return name
+
+
+def _positive(name: str):
+    def check(value):
+        if value is not None and value <= 0:
+            raise typer.BadParameter(f"{name} must be positive, got {value}")
+        return value
+
+    return check
+
+
+def _output_format(fmt: str, out: Optional[Path]) -> str:
+    from .report import FORMATS
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if out is not None and fmt == "table":
+        fmt = FORMAT_BY_SUFFIX.get(out.suffix.lower(), "")
+        if not fmt:
+            raise UserError(f"cannot tell the format of {out} from its suffix: add --format csv|md|latex|json")
+    if out is not None:
+        from .fileio import check_writable
+
+        try:
+            check_writable(out)
+        except OSError as exc:
+            raise UserError(f"--out: {exc}") from None
+    return fmt
+
+
+@app.command()
+def expand(
+    phi: str = typer.Option("0..7", "--phi", help="φ values: 3, 1..7, 0,2,4 or -2..7 (inclusive ranges).",
+                            callback=lambda v: _phi_option(v)),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Depth coefficient α (>= 1)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Width coefficient β (>= 1)."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="Resolution coefficient γ (>= 1)."),
+    from_: Optional[Path] = typer.Option(None, "--from", help="A run directory or its best.json."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A published hand-tuned family: efficientnet."),
+    family: str = typer.Option("efficientnet", "--family", help="Model family.", callback=_family_option),
+    base_resolution: Optional[int] = typer.Option(
+        None, "--base-resolution", help="Input size at φ = 0 (default: the family's, 224).",
+        callback=_positive("--base-resolution")),
+    resolution_multiple: int = typer.Option(8, "--resolution-multiple", help="Round resolutions to this multiple.",
+                                            callback=_positive("--resolution-multiple")),
+    num_classes: int = typer.Option(1000, "--num-classes", help="Classifier outputs.",
+                                    callback=_positive("--num-classes")),
+    fmt: str = typer.Option("table", "--format", help="table, csv, md, latex or json."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (format from --format or suffix)."),
+):
+    """Expand coefficients into a model-family table with measured FLOPs and parameters."""
+    phis: list[int] = phi  # parsed by the option's callback
+    fmt = _output_format(fmt, out)
+    console = _console()
+    from .expand import expand_family, expand_preset
+    from .report import render, rich_table
+    from .sources import resolve_coefficients
+
+    if preset is not None:
+        if any(v is not None for v in (alpha, beta, gamma, from_)):
+            raise UserError("--preset takes the published table: drop --alpha/--beta/--gamma/--from")
+        from .expand import PRESET_COEFFICIENTS
+
+        if preset not in PRESET_COEFFICIENTS:
+            raise UserError(f"unknown preset {preset!r}; known: {', '.join(PRESET_COEFFICIENTS)}")
+        title = f"{preset} published family (hand-tuned; target ratio uses the paper's α·β²·γ² = 1.92)"
+        meta = {"source": f"preset {preset}", "family": preset}
+        rows = _with_progress(console, len(phis), lambda tick: expand_preset(preset, phis, num_classes, tick))
+    else:
+        source = resolve_coefficients(alpha, beta, gamma, from_)
+        c = source.coefficients
+        console.print(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
+                      f"(α·β²·γ² = {c.flops_factor:.4g})")
+        title = f"{family} family: α={c.alpha:.4g}, β={c.beta:.4g}, γ={c.gamma:.4g} (α·β²·γ² = {c.flops_factor:.4g})"
+        meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta,
+                "gamma": c.gamma, "flops_factor": c.flops_factor}
+        rows = _with_progress(console, len(phis), lambda tick: expand_family(
+            c, phis, family, base_resolution, num_classes, resolution_multiple, tick))
+
+    if fmt == "table" and out is None:
+        from rich.console import Console
+
+        stdout = Console()
+        # Piped output has no terminal width; do not fold the table at rich's 80-column fallback.
+        (stdout if stdout.is_terminal else Console(width=200)).print(rich_table(rows, title))
+        return
+    text = render(rows, fmt, title, meta)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        from .fileio import atomic_write_text
+
+        atomic_write_text(out, text)
+        console.print(f"Wrote {len(rows)} members to {out} ({fmt}).")
+
+
+def _with_progress(console, total: int, work):
+    """Run work(tick) under a progress bar; tick(name) advances it by one member."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("measuring {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("", total=total)
+        return work(lambda name: progress.update(task, advance=1, description=name))
+
+
+@app.command()
+def flops(
+    width_mult: float = typer.Option(1.0, "--width-mult", callback=_positive("--width-mult")),
+    depth_mult: float = typer.Option(1.0, "--depth-mult", callback=_positive("--depth-mult")),
+    resolution: int = typer.Option(224, "--resolution", callback=_positive("--resolution")),
+    family: str = typer.Option("efficientnet", "--family", callback=_family_option),
+    num_classes: int = typer.Option(1000, "--num-classes", callback=_positive("--num-classes")),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Measure one configuration: multiply-adds, parameters and activations."""
+    from .cost import FLOP_CONVENTION, measure_cost
+
+    cost = measure_cost(family, width_mult, depth_mult, resolution, num_classes)
+    if as_json:
+        import json
+
+        print(json.dumps({"family": family, "width_mult": width_mult, "depth_mult": depth_mult,
+                          "resolution": resolution, "num_classes": num_classes, **cost.to_dict(),
+                          "flop_convention": FLOP_CONVENTION}))
+        return
+    print(f"{family} width {width_mult:g} depth {depth_mult:g} at {resolution}px, {num_classes} classes")
+    print(f"  flops        {cost.flops:>16,}  ({cost.flops / 1e9:.3f} G multiply-adds)")
+    print(f"  conv+linear  {cost.conv_linear_flops:>16,}")
+    print(f"  params       {cost.params:>16,}  ({cost.params / 1e6:.2f} M)")
+    print(f"  activations  {cost.activations:>16,}")
+    print(f"  convention: {FLOP_CONVENTION}")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: every user error becomes one line on stderr and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors: bad option values, missing options
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"scalesearch: error: {message}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except UserError as exc:
+        print(f"scalesearch: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        print("scalesearch: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

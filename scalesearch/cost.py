@@ -1,0 +1,138 @@
+"""What a configuration costs: multiply-adds, parameters and activations.
+
+Convention (the EfficientNet paper's): one fused multiply-add counts as one
+"flop". fvcore counts that way and also counts batch-norm and pooling, so its
+B0 figure (~0.40 G) sits a little above the conv+linear-only count (0.386 G).
+fvcore is unmaintained and built on TorchScript tracing, so it lives behind
+`measure_cost` alone; `count_conv_linear_macs` is an independent second
+counter (torch.utils.flop_counter on meta tensors) used to cross-check it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from .families import get_family
+
+FLOP_CONVENTION = "multiply-adds (one fused multiply-add = 1 flop), counted by fvcore at batch 1, eval mode"
+
+# Operators fvcore counts that the paper's convention would call "conv + linear".
+_CONV_LINEAR_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm")
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: int  # multiply-adds, everything fvcore counts (conv, linear, batch-norm, pooling)
+    conv_linear_flops: int  # multiply-adds of conv and linear layers only
+    params: int
+    activations: int  # output elements of conv/linear layers (fvcore's activation count)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _fvcore_flops(model: nn.Module, resolution: int) -> tuple[int, int]:
+    """(all counted multiply-adds, conv+linear multiply-adds) from one fvcore trace."""
+    with warnings.catch_warnings():
+        # fvcore's import and tracing emit TorchScript deprecation warnings we cannot act on.
+        warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
+
+        logging.getLogger("fvcore").setLevel(logging.ERROR)
+        x = torch.zeros(1, 3, resolution, resolution)
+        flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        by_op = flops.by_operator()
+    conv_linear = sum(v for op, v in by_op.items() if any(k in op for k in _CONV_LINEAR_OPS))
+    return int(flops.total()), int(conv_linear)
+
+
+def count_activations(model: nn.Module, resolution: int) -> int:
+    """Output elements of every conv and linear layer at batch 1 (fvcore's definition).
+
+    `model` must live on the meta device: forward hooks see output shapes and no
+    arithmetic runs, so this takes a fraction of a second even for B7 at 600 px,
+    where a second fvcore trace would take seconds.
+    """
+    total = 0
+
+    def hook(_module, _inputs, output):
+        nonlocal total
+        total += output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, resolution, resolution, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def measure_model_cost(model: nn.Module, resolution: int) -> Cost:
+    """Cost of an already built model (traced in eval mode at batch 1)."""
+    if resolution < 1:
+        raise ValueError(f"resolution must be positive, got {resolution}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            total, conv_linear = _fvcore_flops(model, resolution)
+        params = count_params(model)
+        # Counted on a meta copy so the caller's weights stay untouched.
+        activations = count_activations(copy.deepcopy(model).to("meta"), resolution)
+    finally:
+        model.train(was_training)
+    return Cost(flops=total, conv_linear_flops=conv_linear, params=params, activations=activations)
+
+
+@lru_cache(maxsize=512)
+def measure_cost(
+    family: str, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
+) -> Cost:
+    """Cost of one configuration, cached per process (search and expand re-ask often)."""
+    if resolution < 1:
+        raise ValueError(f"resolution must be positive, got {resolution}")
+    spec = get_family(family)
+    # Built on the meta device: shapes only, so no time goes into random weight init
+    # (0.8 s for B7). Dropout and stochastic depth do not change the cost.
+    with torch.device("meta"):
+        model = spec.build(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes).eval()
+    activations = count_activations(model, resolution)
+    # fvcore needs real tensors; zeros (not uninitialised memory) keep the arithmetic free of NaN/denormals.
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            tensor.zero_()
+        total, conv_linear = _fvcore_flops(model, resolution)
+    return Cost(flops=total, conv_linear_flops=conv_linear, params=count_params(model), activations=activations)
+
+
+def count_conv_linear_macs(model_factory, resolution: int) -> int:
+    """Independent count: torch's FlopCounterMode on meta tensors, halved to multiply-adds.
+
+    torch reports 2 flops per multiply-add and counts only conv and matmul, so
+    half its total must equal fvcore's conv+linear multiply-adds exactly.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = model_factory().eval()
+        x = torch.zeros(1, 3, resolution, resolution)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    total = counter.get_total_flops()
+    assert total % 2 == 0
+    return total // 2

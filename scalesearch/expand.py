@@ -1,0 +1,106 @@
+"""Expand coefficients (or a published preset) into a measured model-family table."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
+
+from .cost import measure_cost
+from .families import get_family
+from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
+
+
+@dataclass(frozen=True)
+class FamilyMember:
+    name: str
+    phi: float
+    depth_mult: float
+    width_mult: float
+    resolution: int
+    params: int
+    flops: int  # multiply-adds
+    flops_ratio: float  # flops / flops of the φ = 0 member, measured
+    target_ratio: float  # (α·β²·γ²)^φ, the ideal
+    ratio_error: float  # flops_ratio / target_ratio - 1: how far rounding moved the member
+    dropout: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+COLUMNS = tuple(FamilyMember.__dataclass_fields__)
+
+
+def member_name(prefix: str, phi: float) -> str:
+    return f"{prefix}{int(phi)}" if float(phi).is_integer() else f"{prefix}{phi:g}"
+
+
+def _measure_rows(
+    family: str,
+    members: Iterable[tuple[str, float, float, float, int, float]],
+    base: tuple[float, float, int],
+    target_factor: float,
+    num_classes: int,
+    on_member: Callable[[str], None] | None,
+) -> list[FamilyMember]:
+    base_flops = measure_cost(family, base[0], base[1], base[2], num_classes).flops
+    rows = []
+    for name, phi, depth, width, resolution, dropout in members:
+        cost = measure_cost(family, width, depth, resolution, num_classes)
+        ratio = cost.flops / base_flops
+        target = target_factor**phi
+        rows.append(
+            FamilyMember(name, phi, depth, width, resolution, cost.params, cost.flops,
+                         ratio, target, ratio / target - 1.0, dropout)
+        )
+        if on_member:
+            on_member(name)
+    return rows
+
+
+def expand_family(
+    coefficients: Coefficients,
+    phis: Iterable[int],
+    family: str = "efficientnet",
+    base_resolution: int | None = None,
+    num_classes: int = 1000,
+    resolution_multiple: int = 8,
+    on_member: Callable[[str], None] | None = None,
+) -> list[FamilyMember]:
+    """Members at each φ: depth α^φ, width β^φ, resolution base·γ^φ, each measured."""
+    spec = get_family(family)
+    base_resolution = base_resolution or spec.base_resolution
+    members = []
+    for phi in phis:
+        dims = coefficients.scaled(phi, base_resolution, resolution_multiple)
+        members.append((member_name(spec.display_prefix, phi), phi, dims.depth_mult, dims.width_mult,
+                        dims.resolution, spec.dropout_for_phi(phi)))
+    return _measure_rows(family, members, (1.0, 1.0, base_resolution), coefficients.flops_factor,
+                         num_classes, on_member)
+
+
+PRESET_COEFFICIENTS = {"efficientnet": Coefficients(PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA)}
+
+
+def expand_preset(
+    preset: str,
+    phis: Iterable[int],
+    num_classes: int = 1000,
+    on_member: Callable[[str], None] | None = None,
+) -> list[FamilyMember]:
+    """The published hand-tuned table; φ is the member's index (B index; l2 is 9).
+
+    target_ratio uses the paper's coefficients (α·β²·γ² = 1.92), so the table
+    shows how far the hand tuning strays from the compound rule.
+    """
+    spec = get_family(preset)
+    by_index = {m.index: (key, m) for key, m in spec.official.items()}
+    missing = [p for p in phis if p not in by_index]
+    if missing:
+        known = ", ".join(f"{m.index} ({k})" for k, m in spec.official.items())
+        raise ValueError(f"preset {preset!r} has no member at φ={missing[0]}; it has φ = {known}")
+    base = spec.official[min(spec.official, key=lambda k: spec.official[k].index)]
+    members = [(key.upper(), phi, m.depth_mult, m.width_mult, m.resolution, m.dropout)
+               for phi in phis for key, m in [by_index[phi]]]
+    return _measure_rows(preset, members, (base.width_mult, base.depth_mult, base.resolution),
+                         PRESET_COEFFICIENTS[preset].flops_factor, num_classes, on_member)

@@ -1,0 +1,220 @@
+"""EfficientNet (Tan & Le 2019) for any width and depth multiplier.
+
+The stage table and the two rounding helpers reproduce the reference PyTorch
+implementation's architecture exactly (B0 5,288,548 and B7 66,347,960
+parameters with 1000 classes); the module is written from the paper's table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .registry import FamilySpec, OfficialMember, register
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One row of the paper's B0 table: MBConv blocks sharing a shape."""
+
+    expand_ratio: int
+    kernel: int
+    stride: int
+    in_channels: int
+    out_channels: int
+    repeats: int
+
+
+#: EfficientNet-B0, stages 2-8 of the paper's table 1.
+B0_STAGES = (
+    StageSpec(1, 3, 1, 32, 16, 1),
+    StageSpec(6, 3, 2, 16, 24, 2),
+    StageSpec(6, 5, 2, 24, 40, 2),
+    StageSpec(6, 3, 2, 40, 80, 3),
+    StageSpec(6, 5, 1, 80, 112, 3),
+    StageSpec(6, 5, 2, 112, 192, 4),
+    StageSpec(6, 3, 1, 192, 320, 1),
+)
+STEM_CHANNELS = 32
+HEAD_FACTOR = 4  # head width = 4 x last stage width (1280 for B0)
+
+
+def round_channels(channels: float, width_mult: float, divisor: int = 8) -> int:
+    """Scale a channel count and round to a multiple of 8, never losing more than 10%."""
+    scaled = channels * width_mult
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_repeats(repeats: int, depth_mult: float) -> int:
+    """Scale a stage's block count, rounding up so no stage disappears."""
+    # The tiny epsilon keeps 3 * 1.2**2 style products from rounding up through float noise.
+    return int(math.ceil(repeats * depth_mult - 1e-9))
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride, padding=(kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.SiLU(inplace=True) if act else nn.Identity(),
+        )
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, squeeze: int):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeeze, 1)
+        self.expand = nn.Conv2d(squeeze, channels, 1)
+        self.act = nn.SiLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.mean((2, 3), keepdim=True)
+        scale = torch.sigmoid(self.expand(self.act(self.reduce(scale))))
+        return x * scale
+
+
+class StochasticDepth(nn.Module):
+    """Drop the whole residual branch per sample with probability p (training only)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        # One Bernoulli per sample; dividing by keep preserves the expectation.
+        mask = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * mask / keep
+
+
+class MBConv(nn.Module):
+    """Inverted residual: expand 1x1, depthwise kxk, squeeze-excite, project 1x1."""
+
+    def __init__(self, cin: int, cout: int, expand_ratio: int, kernel: int, stride: int, drop_path: float):
+        super().__init__()
+        hidden = cin * expand_ratio
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(ConvBNAct(cin, hidden, 1))
+        layers += [
+            ConvBNAct(hidden, hidden, kernel, stride, groups=hidden),
+            # The squeeze width follows the block's *input* channels, as in the paper's code.
+            SqueezeExcite(hidden, max(1, cin // 4)),
+            ConvBNAct(hidden, cout, 1, act=False),
+        ]
+        self.block = nn.Sequential(*layers)
+        self.use_residual = stride == 1 and cin == cout
+        self.drop_path = StochasticDepth(drop_path) if self.use_residual else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        if self.use_residual:
+            out = x + self.drop_path(out)
+        return out
+
+
+class EfficientNet(nn.Module):
+    def __init__(
+        self,
+        width_mult: float = 1.0,
+        depth_mult: float = 1.0,
+        num_classes: int = 1000,
+        dropout: float = 0.2,
+        stochastic_depth: float = 0.2,
+        stages: tuple[StageSpec, ...] = B0_STAGES,
+    ):
+        super().__init__()
+        stem = round_channels(STEM_CHANNELS, width_mult)
+        layers: list[nn.Module] = [ConvBNAct(3, stem, 3, stride=2)]
+
+        repeats = [round_repeats(s.repeats, depth_mult) for s in stages]
+        total_blocks, block_index = sum(repeats), 0
+        for stage, n in zip(stages, repeats):
+            cin = round_channels(stage.in_channels, width_mult)
+            cout = round_channels(stage.out_channels, width_mult)
+            blocks = []
+            for i in range(n):
+                # Deeper blocks are dropped more often: rate grows linearly with block index.
+                drop = stochastic_depth * block_index / total_blocks
+                blocks.append(
+                    MBConv(cin if i == 0 else cout, cout, stage.expand_ratio, stage.kernel,
+                           stage.stride if i == 0 else 1, drop)
+                )
+                block_index += 1
+            layers.append(nn.Sequential(*blocks))
+
+        last = round_channels(stages[-1].out_channels, width_mult)
+        head = HEAD_FACTOR * last
+        layers.append(ConvBNAct(last, head, 1))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(head, num_classes))
+        self.num_blocks = total_blocks
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x)).flatten(1)
+        return self.classifier(x)
+
+
+def build_efficientnet(
+    width_mult: float = 1.0,
+    depth_mult: float = 1.0,
+    num_classes: int = 1000,
+    dropout: float = 0.2,
+    stochastic_depth: float = 0.2,
+) -> EfficientNet:
+    return EfficientNet(width_mult, depth_mult, num_classes, dropout, stochastic_depth)
+
+
+def efficientnet_dropout(phi: float) -> float:
+    """Dropout grows with size as in the official table: 0.2 at B0/B1 up to 0.5 from B6 on."""
+    return float(min(0.5, max(0.2, 0.2 + 0.1 * math.floor((phi) / 2 + 1e-9))))
+
+
+#: The official hand-tuned family (width, depth, resolution, dropout), not α^φ.
+OFFICIAL = {
+    "b0": OfficialMember(0, 1.0, 1.0, 224, 0.2),
+    "b1": OfficialMember(1, 1.0, 1.1, 240, 0.2),
+    "b2": OfficialMember(2, 1.1, 1.2, 260, 0.3),
+    "b3": OfficialMember(3, 1.2, 1.4, 300, 0.3),
+    "b4": OfficialMember(4, 1.4, 1.8, 380, 0.4),
+    "b5": OfficialMember(5, 1.6, 2.2, 456, 0.4),
+    "b6": OfficialMember(6, 1.8, 2.6, 528, 0.5),
+    "b7": OfficialMember(7, 2.0, 3.1, 600, 0.5),
+    "b8": OfficialMember(8, 2.2, 3.6, 672, 0.5),
+    "l2": OfficialMember(9, 4.3, 5.3, 800, 0.5),
+}
+
+register(
+    FamilySpec(
+        name="efficientnet",
+        build=build_efficientnet,
+        base_resolution=224,
+        dropout_for_phi=efficientnet_dropout,
+        official=OFFICIAL,
+        display_prefix="B",
+    )
+)

@@ -1,0 +1,119 @@
+"""Family tables in the formats papers and scripts want: CSV, Markdown, LaTeX, JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Sequence
+
+from .cost import FLOP_CONVENTION
+from .expand import COLUMNS, FamilyMember
+
+FORMATS = ("table", "csv", "md", "latex", "json")
+
+
+def human(n: float) -> str:
+    """Compact count: 5.29M, 0.399G."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:g}"
+
+
+def to_csv(rows: Sequence[FamilyMember]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(r.to_dict())
+    return buf.getvalue()
+
+
+def to_json(rows: Sequence[FamilyMember], meta: dict) -> str:
+    return json.dumps({**meta, "flop_convention": FLOP_CONVENTION, "members": [r.to_dict() for r in rows]},
+                      indent=2) + "\n"
+
+
+def _display_cells(r: FamilyMember) -> list[str]:
+    return [
+        r.name, f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution),
+        f"{r.params / 1e6:.2f}M", f"{r.flops / 1e9:.3f}G", f"{r.flops_ratio:.2f}", f"{r.target_ratio:.2f}",
+        f"{100 * r.ratio_error:+.1f}%", f"{r.dropout:.1f}",
+    ]
+
+
+DISPLAY_HEADERS = ["name", "phi", "depth", "width", "res", "params", "flops (MAC)", "flops ratio",
+                   "target ratio", "off by", "dropout"]
+
+
+def to_markdown(rows: Sequence[FamilyMember], title: str) -> str:
+    lines = [f"<!-- {title}. flops: {FLOP_CONVENTION}. -->",
+             "| " + " | ".join(DISPLAY_HEADERS) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(DISPLAY_HEADERS))) + "|"]
+    lines += ["| " + " | ".join(_display_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(c, c) for c in text)
+
+
+def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
+    """A booktabs table; needs only \\usepackage{booktabs} in the preamble."""
+    head = ["Model", r"$\phi$", "Depth", "Width", "Resolution", "Params (M)", "MACs (B)",
+            "FLOPs ratio", "Target", "Off by (\\%)", "Dropout"]
+    body = []
+    for r in rows:
+        body.append(" & ".join([
+            latex_escape(r.name), f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution),
+            f"{r.params / 1e6:.2f}", f"{r.flops / 1e9:.3f}", f"{r.flops_ratio:.2f}", f"{r.target_ratio:.2f}",
+            f"{100 * r.ratio_error:+.1f}", f"{r.dropout:.1f}",
+        ]) + r" \\")
+    caption = latex_escape(f"{title}. MACs: multiply-adds at batch 1 (one fused multiply-add = 1 FLOP), "
+                           "measured on the rounded network; ratios are relative to phi = 0.")
+    return "\n".join([
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}",
+        r"\toprule",
+        " & ".join(head) + r" \\",
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}",
+        rf"\caption{{{caption}}}",
+        r"\label{tab:scalesearch-family}",
+        r"\end{table}",
+    ]) + "\n"
+
+
+def render(rows: Sequence[FamilyMember], fmt: str, title: str, meta: dict) -> str:
+    if fmt == "csv":
+        return to_csv(rows)
+    if fmt == "md":
+        return to_markdown(rows, title)
+    if fmt == "latex":
+        return to_latex(rows, title)
+    if fmt == "json":
+        return to_json(rows, meta)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def rich_table(rows: Sequence[FamilyMember], title: str):
+    from rich.table import Table
+
+    table = Table(title=title, caption=f"flops: {FLOP_CONVENTION}", caption_justify="left")
+    for i, h in enumerate(DISPLAY_HEADERS):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for r in rows:
+        cells = _display_cells(r)
+        # Members whose rounding moved them more than 10% off the ideal ratio deserve a second look.
+        if abs(r.ratio_error) > 0.10:
+            cells[9] = f"[yellow]{cells[9]}[/yellow]"
+        table.add_row(*cells)
+    return table

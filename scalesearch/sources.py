@@ -1,0 +1,69 @@
+"""Where `expand` takes its coefficients from: options, a run's best.json, or the paper."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+@dataclass(frozen=True)
+class CoefficientSource:
+    coefficients: Coefficients
+    description: str  # said to the user: where the numbers came from
+    best_json: Path | None = None
+
+
+def read_best_json(path: Path) -> CoefficientSource:
+    if path.is_dir():
+        path = path / "best.json"
+    if not path.is_file():
+        raise UserError(f"no best.json at {path}: point --from at a run directory or its best.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        coeffs = Coefficients(float(data["alpha"]), float(data["beta"]), float(data["gamma"]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{path} is not a scalesearch best.json (needs alpha, beta, gamma): {exc}") from None
+    return CoefficientSource(coeffs, f"the winner in {path}", path)
+
+
+def latest_best_json(runs_dir: Path = DEFAULT_RUNS_DIR) -> Path | None:
+    """The most recently written best.json directly under runs_dir/*/."""
+    if not runs_dir.is_dir():
+        return None
+    found = sorted(runs_dir.glob("*/best.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def resolve_coefficients(
+    alpha: float | None,
+    beta: float | None,
+    gamma: float | None,
+    from_path: Path | None,
+    runs_dir: Path = DEFAULT_RUNS_DIR,
+) -> CoefficientSource:
+    given = [v is not None for v in (alpha, beta, gamma)]
+    if any(given):
+        if from_path is not None:
+            raise UserError("give either --alpha/--beta/--gamma or --from, not both")
+        if not all(given):
+            raise UserError("--alpha, --beta and --gamma go together: give all three")
+        try:
+            coeffs = Coefficients(alpha, beta, gamma)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        return CoefficientSource(coeffs, "--alpha/--beta/--gamma")
+    if from_path is not None:
+        return read_best_json(from_path)
+    latest = latest_best_json(runs_dir)
+    if latest is not None:
+        return read_best_json(latest)
+    return CoefficientSource(
+        Coefficients(PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA),
+        f"the EfficientNet paper's coefficients (no --alpha/--beta/--gamma, --from, or run in {runs_dir}/)",
+    )
