@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
 from .cost import measure_cost
+from .errors import UserError
 from .families import get_family
 from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
 
@@ -98,7 +99,7 @@ def expand_preset(
     missing = [p for p in phis if p not in by_index]
     if missing:
         known = ", ".join(f"{m.index} ({k})" for k, m in spec.official.items())
-        raise ValueError(f"preset {preset!r} has no member at φ={missing[0]}; it has φ = {known}")
+        raise UserError(f"preset {preset!r} has no member at φ={missing[0]}; it has φ = {known}")
     base = spec.official[min(spec.official, key=lambda k: spec.official[k].index)]
     members = [(key.upper(), phi, m.depth_mult, m.width_mult, m.resolution, m.dropout)
                for phi in phis for key, m in [by_index[phi]]]

@@ -59,8 +59,13 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
+_LATEX_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "φ": r"$\phi$", "²": r"$^2$",
+                  "·": r"$\cdot$", "≈": r"$\approx$"}
+
+
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(c, c) for c in text)
+    """Escape LaTeX specials and spell out the Greek and math signs our titles use (pdflatex-safe)."""
+    return "".join(_LATEX_ESCAPES.get(c) or _LATEX_UNICODE.get(c, c) for c in text)
 
 
 def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
@@ -75,7 +80,7 @@ def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
             f"{100 * r.ratio_error:+.1f}", f"{r.dropout:.1f}",
         ]) + r" \\")
     caption = latex_escape(f"{title}. MACs: multiply-adds at batch 1 (one fused multiply-add = 1 FLOP), "
-                           "measured on the rounded network; ratios are relative to phi = 0.")
+                           "measured on the rounded network; ratios are relative to φ = 0.")
     return "\n".join([
         r"\begin{table}[t]",
         r"\centering",

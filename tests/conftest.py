@@ -1,0 +1,39 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Tests run on 2-core CI machines: keep torch from oversubscribing them.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the real entry point in-process: returns (exit code, stdout, stderr)."""
+    from scalesearch.cli import main
+
+    def run(*args: str):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return exc.value.code, out, err
+
+    return run
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run with the working directory in a fresh temporary folder (runs/ lands there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def one_line_error(err: str) -> str:
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, f"expected one error line, got:\n{err}"
+    assert "Traceback" not in err
+    return lines[0]
+
+
+sys.modules.setdefault("scalesearch_test_helpers", sys.modules[__name__])
