@@ -182,6 +182,165 @@ def flops(
     print(f"  convention: {FLOP_CONVENTION}")
 
 
+def _logging_to(console) -> None:
+    """Route our and Optuna's log lines through the console the progress bar uses (they print above it)."""
+    import logging
+
+    import optuna
+    from rich.logging import RichHandler
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+
+
+def _run_search(cfg) -> None:
+    """Shared body of `grid` and `search`: prepare, run with a live view, summarise."""
+    import logging
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from .search import Experiment, run_study, write_outputs
+
+    cfg = cfg.validated()
+    console = _console()
+    _logging_to(console)
+    say = logging.getLogger("scalesearch").info
+    exp = Experiment.prepare(cfg, say)
+    say(f"writing to {cfg.out_dir}/ (trials.csv, best.json); storage {cfg.storage_url if cfg.storage else 'study.db'}")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False) as progress:
+        task = progress.add_task(f"{cfg.mode} {cfg.budget_label}", total=_planned(cfg))
+
+        def on_trial(info: dict) -> None:
+            progress.update(task, completed=info["finished"])
+            acc = info.get("value")
+            what = f"acc {acc:.4f}" if acc is not None else info.get("reason", info["state"])
+            alpha, beta, gamma = (info.get(k) for k in ("alpha", "beta", "gamma"))
+            coeffs = f"α={alpha:.3f} β={beta:.3f} γ={gamma:.3f}" if alpha is not None else ""
+            ratio = f"flops x{info['flops_ratio']:.2f}" if info.get("flops_ratio") is not None else ""
+            secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
+            say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {ratio} {secs} {what}")
+
+        try:
+            study = run_study(cfg, exp, on_trial=on_trial, log_line=say,
+                              on_start=lambda done: progress.update(task, completed=done))
+        except KeyboardInterrupt:
+            console.print(f"Interrupted. Finished trials are saved in {cfg.out_dir}/; run the same command to resume.")
+            raise typer.Exit(130)
+    best = write_outputs(study, exp)
+    if best is None:
+        console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
+                      f"see {cfg.out_dir}/trials.csv.")
+        raise typer.Exit(1)
+    comp = best["comparison"]
+    console.print(f"Best: α={best['alpha']:.4g} β={best['beta']:.4g} γ={best['gamma']:.4g} "
+                  f"(α·β²·γ² = {best['flops_factor']:.3f}, measured FLOP ratio {best['measured_flops_ratio']:.3f}) "
+                  f"val accuracy {best['accuracy']:.4f} ± {best['accuracy_std']:.4f} over {best['seeds']} seed(s)")
+    if comp:
+        console.print(f"Versus runner-up (trial {comp['runner_up_trial']}): {comp['verdict']}")
+    console.print(f"Wrote {cfg.out_dir}/trials.csv and {cfg.out_dir}/best.json. Next: scalesearch expand --phi 1..7")
+
+
+def _planned(cfg) -> int:
+    from .scaling import grid_candidates
+
+    return len(grid_candidates(cfg.budget, cfg.step)) if cfg.mode == "grid" else cfg.trials
+
+
+def _command_line() -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in ["scalesearch", *sys.argv[1:]])
+
+
+OUT_HELP = "Run directory (default runs/<grid|search>-<budget>x); running the same command again resumes it."
+STORAGE_HELP = "Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db (default: SQLite file in --out)."
+
+
+@app.command()
+def grid(
+    budget: float = typer.Option(2.0, "--budget", parser=_budget_option, help="FLOP factor of one φ step: 2x, 1.5x."),
+    step: float = typer.Option(0.05, "--step", help="Grid step of α and β."),
+    tolerance: float = typer.Option(0.1, "--tolerance", help="Accepted measured FLOP ratio: budget·(1 ± tolerance)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per candidate (default 1 on CPU, 2 on GPU)."),
+    data: str = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
+    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default derived from mode and budget)."),
+    seed: int = typer.Option(0, "--seed", help="Base seed for data splits and training."),
+):
+    """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
+    from .config import SearchConfig
+
+    _run_search(SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data,
+                             epochs=epochs, device=device, out=out, storage=storage, study=study, seed=seed,
+                             command_line=_command_line()))
+
+
+@app.command()
+def search(
+    budget: float = typer.Option(2.0, "--budget", parser=_budget_option, help="FLOP factor of one φ step: 2x, 1.5x."),
+    trials: int = typer.Option(20, "--trials", help="Candidates to evaluate (rejected ones count)."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, cmaes or random."),
+    pruner: str = typer.Option("none", "--pruner", help="none, median or hyperband (on per-epoch val accuracy)."),
+    tolerance: float = typer.Option(0.1, "--tolerance", help="Accepted measured FLOP ratio: budget·(1 ± tolerance)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per candidate (default 1 on CPU, 2 on GPU)."),
+    data: str = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
+    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default derived from mode and budget)."),
+    seed: int = typer.Option(0, "--seed", help="Sampler, data-split and training seed."),
+):
+    """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
+    from .config import SearchConfig
+
+    _run_search(SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
+                             tolerance=tolerance, seeds=seeds, data=data, epochs=epochs, device=device, out=out,
+                             storage=storage, study=study, seed=seed, command_line=_command_line()))
+
+
+@app.command()
+def train(
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Depth coefficient (φ = 1 from the proxy)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Width coefficient."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="Resolution coefficient."),
+    width_mult: Optional[float] = typer.Option(None, "--width-mult", callback=_positive("--width-mult")),
+    depth_mult: Optional[float] = typer.Option(None, "--depth-mult", callback=_positive("--depth-mult")),
+    resolution: Optional[int] = typer.Option(None, "--resolution", callback=_positive("--resolution")),
+    data: str = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", callback=_positive("--epochs")),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    family: str = typer.Option("efficientnet", "--family", callback=_family_option),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Train one candidate on the proxy setup and report its validation accuracy."""
+    from .candidate import resolve_candidate, train_one
+
+    console = _console()
+    plan = resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device, data, epochs)
+    result = train_one(plan, family, seed, console, show_progress=not as_json)
+    if as_json:
+        import json
+
+        print(json.dumps(result))
+        return
+    console.print(f"val accuracy {result['accuracy']}" if result["accuracy"] is not None else
+                  f"training ended: {result['status']} ({result['reason']})")
+    for key in ("status", "accuracy", "test_accuracy", "num_classes", "flops", "params", "resolution", "seconds",
+                "images_per_second", "device", "cuda_graph"):
+        print(f"  {key:<18} {result[key]}")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: every user error becomes one line on stderr and exit code 2."""
     command = typer.main.get_command(app)

@@ -1,0 +1,89 @@
+"""One candidate for `scalesearch train`: from coefficients or explicit dimensions, to a trained result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UserError
+from .scaling import Coefficients
+
+
+@dataclass(frozen=True)
+class CandidatePlan:
+    width_mult: float
+    depth_mult: float
+    resolution: int
+    device: object
+    proxy: object
+    data: str
+    coefficients: Coefficients | None
+
+
+def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device: str, data: str,
+                      epochs: int | None) -> CandidatePlan:
+    from .proxy import proxy_for
+    from .train import resolve_device
+
+    coeffs_given = [v is not None for v in (alpha, beta, gamma)]
+    dims_given = [v is not None for v in (width_mult, depth_mult, resolution)]
+    if any(coeffs_given) and any(dims_given):
+        raise UserError("give --alpha/--beta/--gamma or --width-mult/--depth-mult/--resolution, not both")
+    if any(coeffs_given) and not all(coeffs_given):
+        raise UserError("--alpha, --beta and --gamma go together: give all three")
+    try:
+        dev = resolve_device(device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    proxy = proxy_for(dev.type).with_overrides(epochs=epochs)
+    coeffs = None
+    if all(coeffs_given):
+        try:
+            coeffs = Coefficients(alpha, beta, gamma)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        width, depth, res = (proxy.width_mult * beta, proxy.depth_mult * alpha,
+                             max(8, int(round(proxy.resolution * gamma))))
+    else:
+        width = width_mult if width_mult is not None else proxy.width_mult
+        depth = depth_mult if depth_mult is not None else proxy.depth_mult
+        res = resolution if resolution is not None else proxy.resolution
+    if data != "synthetic":
+        from pathlib import Path
+
+        if not Path(data).exists():
+            raise UserError(f"--data {data}: no such file or directory (or write 'synthetic')")
+    return CandidatePlan(width, depth, res, dev, proxy, data, coeffs)
+
+
+def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progress: bool = True) -> dict:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .cost import measure_cost
+    from .data import load_data
+    from .train import build_and_train, to_device
+
+    data = load_data(plan.data, seed=seed, image_size=plan.proxy.image_size,
+                     synthetic_sizes=plan.proxy.synthetic_sizes)
+    cost = measure_cost(family, plan.width_mult, plan.depth_mult, plan.resolution, data.num_classes)
+    splits = to_device(data, plan.resolution, plan.device)
+    config = plan.proxy.train
+    with Progress(TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
+                  disable=not show_progress) as progress:
+        task = progress.add_task("", total=config.epochs)
+
+        def on_epoch(epoch: int, acc: float) -> bool:
+            progress.update(task, completed=epoch + 1, description=f"val {acc:.4f}")
+            return False
+
+        result = build_and_train(family, plan.width_mult, plan.depth_mult, splits, data.num_classes, config, seed,
+                                 on_epoch)
+    return {
+        "status": result.status, "accuracy": result.accuracy, "test_accuracy": result.test_accuracy,
+        "val_history": result.val_history, "num_classes": data.num_classes, "data": data.name,
+        "data_fingerprint": data.fingerprint, "width_mult": plan.width_mult, "depth_mult": plan.depth_mult,
+        "resolution": plan.resolution, "flops": cost.flops, "params": cost.params, "epochs": result.epochs,
+        "seconds": round(result.seconds, 3), "warmup_seconds": round(result.warmup_seconds, 3),
+        "images_per_second": round(result.images_per_second, 1), "device": str(plan.device),
+        "cuda_graph": result.cuda_graph, "reason": result.reason, "seed": seed,
+    }

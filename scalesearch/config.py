@@ -1,0 +1,95 @@
+"""SearchConfig: everything a grid or sampler run needs, validated once at the edge."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+SAMPLERS = ("tpe", "cmaes", "random")
+PRUNERS = ("none", "median", "hyperband")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    mode: str  # "grid" or "search"
+    budget: float = 2.0
+    step: float = 0.05
+    tolerance: float = 0.1
+    seeds: int | None = None  # None: the proxy preset's default (1 on CPU, 2 on GPU)
+    trials: int = 20
+    sampler: str = "tpe"
+    pruner: str = "none"
+    out: Path | None = None  # None: runs/<mode>-<budget>x
+    storage: str | None = None  # None: SQLite file in `out`
+    study: str | None = None  # None: derived from mode and budget
+    data: str = "synthetic"
+    device: str = "auto"
+    epochs: int | None = None
+    family: str = "efficientnet"
+    seed: int = 0
+    command_line: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def validated(self) -> "SearchConfig":
+        """Return self if every field is sensible; otherwise raise UserError naming the option."""
+        if self.mode not in ("grid", "search"):
+            raise UserError(f"unknown mode {self.mode!r}")
+        if not (math.isfinite(self.budget) and self.budget > 1):
+            raise UserError(f"--budget must be > 1, got {self.budget:g}")
+        if not (0 < self.step <= 1):
+            raise UserError(f"--step must be in (0, 1], got {self.step:g}")
+        if not (0 < self.tolerance < 1):
+            raise UserError(f"--tolerance must be in (0, 1), got {self.tolerance:g}")
+        if self.seeds is not None and self.seeds < 1:
+            raise UserError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.trials < 1:
+            raise UserError(f"--trials must be >= 1, got {self.trials}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"unknown --sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.pruner not in PRUNERS:
+            raise UserError(f"unknown --pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+        if self.device not in DEVICES:
+            raise UserError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise UserError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study):
+            raise UserError(f"--study {self.study!r}: use letters, digits, '.', '_' and '-'")
+        if self.storage is not None and "://" not in self.storage:
+            raise UserError(f"--storage {self.storage!r} is not a database URL (e.g. sqlite:///study.db or "
+                            "postgresql+psycopg://user:pw@host:5432/db)")
+        from .fileio import check_writable_dir
+
+        try:
+            check_writable_dir(self.out_dir)
+        except OSError as exc:
+            raise UserError(f"--out: {exc}") from None
+        if self.data != "synthetic" and not Path(self.data).exists():
+            raise UserError(f"--data {self.data}: no such file or directory (or write 'synthetic')")
+        return self
+
+    @property
+    def budget_label(self) -> str:
+        return f"{self.budget:g}x"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.out if self.out is not None else Path("runs") / f"{self.mode}-{self.budget_label}"
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"scalesearch-{self.mode}-{self.budget_label}"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.out_dir / 'study.db').resolve()}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out_dir)
+        d["storage"] = self.storage_url if self.storage else d["storage"]
+        return d

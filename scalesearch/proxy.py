@@ -1,0 +1,52 @@
+"""Proxy presets: the small network every candidate is scaled from, chosen by device.
+
+The base resolution is chosen with the measured-FLOP check in mind: stride-2
+layers floor odd sizes, so FLOPs move in steps with resolution and only some
+bases let the 2x grid land inside the ±10% tolerance (see benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .train import TrainConfig
+
+
+@dataclass(frozen=True)
+class ProxyPreset:
+    name: str
+    width_mult: float
+    depth_mult: float
+    resolution: int  # input size of the φ = 0 proxy
+    image_size: int  # size the data set is stored at (>= the largest candidate's resolution)
+    synthetic_sizes: tuple[int, int, int]  # train, validation, test images of the embedded data
+    train: TrainConfig
+    seeds: int  # default seeds per candidate
+
+    def with_overrides(self, **train_overrides) -> "ProxyPreset":
+        overrides = {k: v for k, v in train_overrides.items() if v is not None}
+        return replace(self, train=replace(self.train, **overrides)) if overrides else self
+
+
+#: Two CPU cores: a candidate trains in ~20-30 s, so a 2x grid (16 of its 36 points pass the
+#: FLOP check at this base) finishes in under 10 minutes. Batch 32 because steps, not images,
+#: are what a short run lacks.
+CPU_PROXY = ProxyPreset(
+    name="cpu", width_mult=0.25, depth_mult=0.5, resolution=40, image_size=64,
+    synthetic_sizes=(3000, 1000, 1000),
+    train=TrainConfig(epochs=3, batch_size=32, lr=0.1),
+    seeds=1,
+)
+
+#: One GPU: full-width B0 at 72 px (21 of 36 grid points pass the FLOP check), tens of
+#: thousands of images, 10 epochs, batch 512 in one CUDA graph per step.
+GPU_PROXY = ProxyPreset(
+    name="gpu", width_mult=1.0, depth_mult=1.0, resolution=72, image_size=112,
+    synthetic_sizes=(50000, 5000, 5000),
+    train=TrainConfig(epochs=10, batch_size=512, lr=0.05),
+    seeds=2,
+)
+
+
+def proxy_for(device_type: str) -> ProxyPreset:
+    return GPU_PROXY if device_type == "cuda" else CPU_PROXY
