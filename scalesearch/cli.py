@@ -25,7 +25,9 @@ FORMAT_BY_SUFFIX = {".csv": "csv", ".md": "md", ".tex": "latex", ".json": "json"
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    # Piped or logged stderr has no width; rich's 80-column fallback would fold every log line.
+    return console if console.is_terminal else Console(stderr=True, width=160)
 
 
 def _phi_option(text: str) -> list[int]:
@@ -192,7 +194,7 @@ def _logging_to(console) -> None:
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    handler = RichHandler(console=console, show_path=False, show_time=False, show_level=False, markup=False)
     logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
 
@@ -207,6 +209,10 @@ def _run_search(cfg) -> None:
     from .search import Experiment, run_study, write_outputs
 
     cfg = cfg.validated()
+    if cfg.storage:
+        from .search import open_storage
+
+        open_storage(cfg.storage)  # an unreachable or malformed URL fails here, before any data or training
     console = _console()
     _logging_to(console)
     say = logging.getLogger("scalesearch").info
@@ -252,10 +258,14 @@ def _planned(cfg) -> int:
     return len(grid_candidates(cfg.budget, cfg.step)) if cfg.mode == "grid" else cfg.trials
 
 
+_invoked_args: list[str] = []
+
+
 def _command_line() -> str:
+    """The command as the user typed it, recorded in best.json's provenance."""
     import shlex
 
-    return " ".join(shlex.quote(a) for a in ["scalesearch", *sys.argv[1:]])
+    return " ".join(shlex.quote(a) for a in ["scalesearch", *_invoked_args])
 
 
 OUT_HELP = "Run directory (default runs/<grid|search>-<budget>x); running the same command again resumes it."
@@ -344,6 +354,7 @@ def train(
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: every user error becomes one line on stderr and exit code 2."""
     command = typer.main.get_command(app)
+    _invoked_args[:] = sys.argv[1:] if argv is None else argv
     try:
         code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors: bad option values, missing options

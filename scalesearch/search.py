@@ -9,6 +9,7 @@ trials of a killed process are detected through the storage heartbeat.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -68,14 +69,24 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        storage = RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
-    except Exception as exc:  # bad URL, unknown driver, unreachable server, wrong password
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--storage: cannot open {_redact(url)}: {first}") from None
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat API
+    for attempt in range(4):
+        try:
+            storage = RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
+            break
+        except Exception as exc:  # bad URL, unknown driver, unreachable server, wrong password
+            text = str(exc)
+            # Workers that start together on a new database race to create its schema: try again.
+            if attempt < 3 and any(k in text for k in ("UNIQUE", "duplicate key", "already exists", "locked")):
+                time.sleep(0.5 + attempt)
+                continue
+            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            raise UserError(f"--storage: cannot open {_redact(url)}: {first}") from None
     if url.startswith("sqlite"):
         _sqlite_begin_immediate(storage.engine)
     return storage
@@ -218,7 +229,8 @@ def _key(params: dict) -> tuple:
 
 
 def _params_of(t: optuna.trial.FrozenTrial) -> dict:
-    return t.params or t.system_attrs.get("fixed_params", {})
+    """The candidate a trial stands for: its queued parameters, else what it has suggested so far."""
+    return t.system_attrs.get("fixed_params") or t.params
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
@@ -235,11 +247,26 @@ def requeue_interrupted(study: optuna.Study) -> int:
     return queued
 
 
-def _is_queued(study: optuna.Study, trial: optuna.Trial) -> bool:
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.number == trial.number:
-            return "fixed_params" in t.system_attrs
-    return False
+def _claim(study: optuna.Study, trial: optuna.Trial, queue_only: bool) -> bool:
+    """May this worker evaluate `trial`? False for a duplicate or (grid) a trial not from the queue.
+
+    Workers that start at the same moment may queue the same candidate twice; the
+    copy with the lowest trial number is the one that counts, so a later copy
+    finding an earlier live or finished twin steps aside. This holds across machines.
+    """
+    trials = study.get_trials(deepcopy=False)
+    me = next((t for t in trials if t.number == trial.number), None)
+    if me is None:
+        return False
+    fixed = me.system_attrs.get("fixed_params")
+    if fixed is None:
+        return not queue_only
+    key = _key(fixed)
+    for t in trials:
+        if t.number < me.number and _key(_params_of(t)) == key and not t.user_attrs.get("stray") \
+                and trial_outcome(t) != "interrupted":
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- outputs
@@ -255,7 +282,7 @@ def trial_rows(study: optuna.Study) -> list[dict]:
         params = _params_of(t)
         row.update(trial=t.number, state=trial_outcome(t), accuracy=t.value if t.state == TrialState.COMPLETE else None,
                    seeds=u.get("seeds"), reason=u.get("reason", ""))
-        if row["alpha"] is None and params:  # waiting trials: show what is queued
+        if row["alpha"] is None and set(params) in ({"alpha", "beta"}, {"s1", "s2"}):  # queued, not started
             c = _coefficients_from_params(params, study.user_attrs.get("budget", 2.0))
             row.update(alpha=c.alpha, beta=c.beta, gamma=c.gamma)
         if row["seed_accuracies"] is not None:
@@ -381,6 +408,7 @@ def _pruner(cfg: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
 
 
 def open_study(cfg: SearchConfig, epochs: int) -> optuna.Study:
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(cfg.storage_url)
     study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
                                 sampler=_sampler(cfg), pruner=_pruner(cfg, epochs), load_if_exists=True)
@@ -391,6 +419,19 @@ def open_study(cfg: SearchConfig, epochs: int) -> optuna.Study:
     study.set_user_attr("budget", cfg.budget)
     study.set_user_attr("mode", cfg.mode)
     return study
+
+
+@contextlib.contextmanager
+def _run_dir_lock(out_dir: Path):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "w") as handle:
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except ImportError:  # Windows: no flock; the duplicate check in _claim still applies
+            pass
+        yield
 
 
 def enqueue_grid(study: optuna.Study, cfg: SearchConfig) -> int:
@@ -426,11 +467,13 @@ def run_study(
 
     On Ctrl-C the outputs are written from the storage before KeyboardInterrupt propagates.
     """
-    study = open_study(cfg, exp.proxy.train.epochs)
-    optuna.storages.fail_stale_trials(study)
-    requeued = requeue_interrupted(study)
+    with _run_dir_lock(cfg.out_dir):
+        # Serialises workers on this machine while they create the schema and fill the queue.
+        study = open_study(cfg, exp.proxy.train.epochs)
+        optuna.storages.fail_stale_trials(study)
+        requeued = requeue_interrupted(study)
+        added = enqueue_grid(study, cfg) if cfg.mode == "grid" else 0
     if cfg.mode == "grid":
-        added = enqueue_grid(study, cfg)
         log_line(f"study {cfg.study_name}: {planned_total(study, cfg)} grid points, {added} newly queued, "
                  f"{requeued} interrupted re-queued, {finished_count(study)} already done")
     else:
@@ -441,11 +484,11 @@ def run_study(
     grid_ranges = (1.0, max(1.0, cfg.budget**0.5)), (1.0, max(1.0, cfg.budget**0.25))
 
     def objective(trial: optuna.Trial) -> float:
+        if not _claim(study, trial, queue_only=cfg.mode == "grid"):
+            # A duplicate, or another worker emptied the grid queue between our check and the pop.
+            trial.set_user_attr("stray", True)
+            raise optuna.TrialPruned("duplicate or unqueued trial")
         if cfg.mode == "grid":
-            if not _is_queued(study, trial):
-                # Another worker emptied the queue between our check and the pop.
-                trial.set_user_attr("stray", True)
-                raise optuna.TrialPruned("no grid point left")
             alpha = trial.suggest_float("alpha", *grid_ranges[0])
             beta = trial.suggest_float("beta", *grid_ranges[1])
             c = _coefficients_from_params({"alpha": alpha, "beta": beta}, cfg.budget)

@@ -1,0 +1,169 @@
+"""Loaders against files written here in each real format; the embedded data's properties."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from scalesearch.data import augment_batch, load_data, make_synthetic, resize_on_device
+from scalesearch.errors import UserError
+
+
+def test_synthetic_is_deterministic_and_balanced():
+    a = load_data("synthetic", seed=3, image_size=32, synthetic_sizes=(600, 120, 60))
+    b = load_data("synthetic", seed=3, image_size=32, synthetic_sizes=(600, 120, 60))
+    c = load_data("synthetic", seed=4, image_size=32, synthetic_sizes=(600, 120, 60))
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+    assert a.train_images.dtype == torch.uint8 and a.train_images.shape == (600, 3, 32, 32)
+    assert a.num_classes == 6 and len(a.class_names) == 6
+    counts = torch.bincount(a.train_labels, minlength=6)
+    assert counts.min() > 600 / 6 * 0.6
+    assert a.test_images is not None and len(a.test_labels) == 60
+    # Splits come from different generator streams: no image appears in both.
+    assert not any(torch.equal(a.val_images[0], x) for x in a.train_images)
+
+
+def test_synthetic_stripes_fade_at_low_resolution():
+    """The resolution cue: fine-stripe energy survives at 64 px, mostly disappears at 24 px."""
+    x, y = make_synthetic(64, 64, seed=0)
+
+    def stripe_energy(imgs):
+        f = imgs.float().mean(1)
+        return ((f[:, 1:, :] - f[:, :-1, :]).abs().mean() + (f[:, :, 1:] - f[:, :, :-1]).abs().mean()).item()
+
+    full = stripe_energy(x)
+    low = stripe_energy(resize_on_device(x, 24, torch.device("cpu")))
+    assert low < 0.75 * full
+
+
+def _write_npz(path, n=60, size=16, classes=3, test=False, layout="nhwc"):
+    rng = np.random.default_rng(0)
+    shape = (n, size, size, 3) if layout == "nhwc" else (n, 3, size, size)
+    arrays = {"images": rng.integers(0, 256, shape, dtype=np.uint8), "labels": rng.integers(0, classes, n)}
+    if test:
+        arrays["test_images"] = rng.integers(0, 256, (10,) + shape[1:], dtype=np.uint8)
+        arrays["test_labels"] = rng.integers(0, classes, 10)
+    np.savez(path, **arrays)
+    return arrays
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+def test_npz(tmp_path, layout):
+    arrays = _write_npz(tmp_path / "d.npz", test=True, layout=layout)
+    d = load_data(tmp_path / "d.npz", val_fraction=0.2, seed=1)
+    assert len(d.train_labels) == 48 and len(d.val_labels) == 12
+    assert d.train_images.shape[1:] == (3, 16, 16)
+    assert d.num_classes == int(arrays["labels"].max()) + 1
+    assert len(d.test_labels) == 10
+    # Every image is one of the file's images, labels kept alongside.
+    src = torch.from_numpy(arrays["images"] if layout == "nchw" else arrays["images"].transpose(0, 3, 1, 2))
+    i = 0
+    match = [j for j in range(60) if torch.equal(src[j], d.train_images[i])]
+    assert match and int(arrays["labels"][match[0]]) == int(d.train_labels[i])
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, suffix in (("cat", ".png"), ("dog", ".jpg")):
+        (tmp_path / "root" / cls).mkdir(parents=True)
+        for i in range(6):
+            arr = rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)  # non-square, varied sizes
+            Image.fromarray(arr).save(tmp_path / "root" / cls / f"{i}{suffix}")
+    (tmp_path / "root" / "cat" / "notes.txt").write_text("ignored")
+    d = load_data(tmp_path / "root", image_size=24, val_fraction=0.25)
+    assert d.class_names == ["cat", "dog"]
+    assert d.num_classes == 2
+    assert len(d.train_labels) + len(d.val_labels) == 12
+    assert d.train_images.shape[1:] == (3, 24, 24)
+
+
+def _cifar_records(n, label_bytes, rng):
+    labels = rng.integers(0, 10, (n, label_bytes), dtype=np.uint8)
+    pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    return np.concatenate([labels, pixels], 1), labels[:, -1], pixels
+
+
+def test_cifar10_binary(tmp_path):
+    rng = np.random.default_rng(0)
+    firsts = []
+    for i in range(1, 3):
+        rec, labels, pixels = _cifar_records(20, 1, rng)
+        rec.tofile(tmp_path / f"data_batch_{i}.bin")
+        firsts.append((labels, pixels))
+    _cifar_records(7, 1, rng)[0].tofile(tmp_path / "test_batch.bin")
+    d = load_data(tmp_path, val_fraction=0.1)
+    assert d.name == "cifar10" and len(d.train_labels) + len(d.val_labels) == 40
+    assert len(d.test_labels) == 7 and d.train_images.shape[1:] == (3, 32, 32)
+    # Pixel layout: the record's 3072 bytes are R, G, B planes of 32x32.
+    labels, pixels = firsts[0]
+    target = torch.from_numpy(pixels[0].reshape(3, 32, 32))
+    all_x = torch.cat([d.train_images, d.val_images])
+    all_y = torch.cat([d.train_labels, d.val_labels])
+    hit = [j for j in range(40) if torch.equal(all_x[j], target)]
+    assert hit and int(all_y[hit[0]]) == int(labels[0])
+
+
+def test_cifar100_binary_uses_fine_label(tmp_path):
+    rng = np.random.default_rng(1)
+    rec, fine, _ = _cifar_records(30, 2, rng)
+    rec.tofile(tmp_path / "train.bin")
+    d = load_data(tmp_path)
+    assert d.name == "cifar100"
+    assert sorted(torch.cat([d.train_labels, d.val_labels]).tolist()) == sorted(fine.tolist())
+
+
+def test_cifar_python_version(tmp_path):
+    rng = np.random.default_rng(2)
+    for name in ("data_batch_1", "test_batch"):
+        batch = {b"data": rng.integers(0, 256, (15, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 15))}
+        batch[b"labels"] = [int(v) for v in batch[b"labels"]]
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    d = load_data(tmp_path)
+    assert d.name == "cifar10" and len(d.test_labels) == 15
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/scalesearch-pwned",))
+
+
+def test_cifar_pickle_carrying_code_is_refused(tmp_path):
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": _Exploit(), b"labels": [0]}, f)
+    if os.path.exists("/tmp/scalesearch-pwned"):
+        os.unlink("/tmp/scalesearch-pwned")
+    with pytest.raises(UserError, match="refusing to unpickle"):
+        load_data(tmp_path)
+    assert not os.path.exists("/tmp/scalesearch-pwned")
+
+
+def test_bad_data_sources(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        load_data(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no CIFAR files"):
+        load_data(tmp_path / "empty")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(UserError, match=".npz"):
+        load_data(tmp_path / "x.txt")
+    np.savez(tmp_path / "bad.npz", foo=np.zeros(3))
+    with pytest.raises(UserError, match="images"):
+        load_data(tmp_path / "bad.npz")
+    (tmp_path / "truncated").mkdir()
+    np.zeros(100, dtype=np.uint8).tofile(tmp_path / "truncated" / "data_batch_1.bin")
+    with pytest.raises(UserError, match="CIFAR records"):
+        load_data(tmp_path / "truncated")
+
+
+def test_augment_batch_crops_and_flips_within_bounds():
+    torch.manual_seed(0)
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
+    out = augment_batch(x, pad=2)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert set(out.unique().tolist()) <= set(x.unique().tolist())
+    assert torch.equal(augment_batch(x, 0).sort(3).values, x.sort(3).values)  # flip only permutes columns

@@ -1,0 +1,204 @@
+"""grid / search end to end on small data: outputs, the budget check, resume after SIGKILL, storages."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from conftest import one_line_error
+from scalesearch.data import make_synthetic
+from scalesearch.scaling import grid_candidates
+
+FINAL = {"complete", "rejected", "pruned", "diverged", "oom"}
+TINY = ["--epochs", "1", "--step", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    """240 synthetic images at 32 px in the .npz format users bring."""
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    x, y = make_synthetic(240, 32, seed=5)
+    np.savez(path, images=x.numpy(), labels=y.numpy())
+    return path
+
+
+def read_trials(out: Path) -> list[dict]:
+    with open(out / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def points(rows):
+    return Counter((round(float(r["alpha"]), 6), round(float(r["beta"]), 6)) for r in rows if r["state"] in FINAL)
+
+
+def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz):
+    out = in_tmp / "run"
+    code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", out, *TINY)
+    assert code == 0, err
+    rows = read_trials(out)
+    for col in ("trial", "state", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution", "flops",
+                "flops_ratio", "params", "accuracy", "accuracy_std", "seeds", "seconds", "reason"):
+        assert col in rows[0]
+    expected = {(round(c.alpha, 6), round(c.beta, 6)) for c in grid_candidates(2.0, 0.1)}
+    assert set(points(rows)) == expected and set(points(rows).values()) == {1}
+    states = Counter(r["state"] for r in rows)
+    assert states["complete"] >= 1
+    for r in rows:
+        ratio = float(r["flops_ratio"])
+        if r["state"] == "complete":
+            assert 1.8 <= ratio <= 2.2, r  # the measured ratio, not the formula's
+            assert 0.0 <= float(r["accuracy"]) <= 1.0
+        elif r["state"] == "rejected":
+            assert not 1.8 <= ratio <= 2.2 and "rejected" in r["reason"]
+    best = json.loads((out / "best.json").read_text())
+    assert best["alpha"] * best["beta"] ** 2 * best["gamma"] ** 2 == pytest.approx(2.0, rel=1e-6)
+    assert 1.8 <= best["measured_flops_ratio"] <= 2.2
+    assert best["accuracy"] == max(float(r["accuracy"]) for r in rows if r["state"] == "complete")
+    prov = best["provenance"]
+    assert prov["data"]["fingerprint"] and prov["versions"]["optuna"] == optuna.__version__
+    assert prov["command_line"].startswith("scalesearch grid --budget 2x")
+    # The run directory's storage is the source of truth: the study is there with every trial.
+    study = optuna.load_study(study_name="scalesearch-grid-2x", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == len(rows)
+    # expand --from picks the winner up.
+    code, out_text, err = cli("expand", "--phi", "1", "--from", out, "--format", "json")
+    assert code == 0 and json.loads(out_text)["alpha"] == best["alpha"]
+
+
+def test_search_with_sampler_and_pruner(cli, in_tmp, tiny_npz):
+    out = in_tmp / "s"
+    code, _, err = cli("search", "--budget", "2x", "--trials", "4", "--sampler", "random", "--pruner", "median",
+                       "--data", tiny_npz, "--out", out, "--epochs", "2", "--tolerance", "0.3")
+    assert code in (0, 1), err  # 1 only if no candidate completed
+    rows = read_trials(out)
+    assert len([r for r in rows if r["state"] in FINAL]) == 4
+    for r in rows:
+        c = float(r["alpha"]) * float(r["beta"]) ** 2 * float(r["gamma"]) ** 2
+        assert c == pytest.approx(2.0, rel=1e-9)  # the simplex keeps every sample on the budget
+    # Running it again resumes: nothing new runs, nothing is lost.
+    code, _, err = cli("search", "--budget", "2x", "--trials", "4", "--sampler", "random", "--pruner", "median",
+                       "--data", tiny_npz, "--out", out, "--epochs", "2", "--tolerance", "0.3")
+    assert len(read_trials(out)) == len(rows)
+
+
+def _grid_cmd(data, out, *extra):
+    return [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(data), "--out", str(out),
+            "--epochs", "2", "--step", "0.1", "--tolerance", "0.2", *extra]
+
+
+def test_sigkill_mid_run_then_resume_runs_every_point_exactly_once(tmp_path, tiny_npz):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_grid_cmd(tiny_npz, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tmp_path)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if (out / "trials.csv").exists() and any(r["state"] == "complete" for r in read_trials(out)):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no trial completed in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = read_trials(out)
+    assert len(points(before)) < len(grid_candidates(2.0, 0.1))  # really killed mid-run
+    done = subprocess.run(_grid_cmd(tiny_npz, out), capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = read_trials(out)
+    expected = {(round(c.alpha, 6), round(c.beta, 6)) for c in grid_candidates(2.0, 0.1)}
+    assert set(points(after)) == expected
+    assert set(points(after).values()) == {1}, points(after)  # exactly once
+    # Completed results from before the kill were kept, not re-run.
+    for r in before:
+        if r["state"] == "complete":
+            again = [a for a in after if a["trial"] == r["trial"]]
+            assert again and again[0]["accuracy"] == r["accuracy"]
+
+
+def _two_workers(cmd, cwd):
+    # One thread each: two torch processes with two threads apiece thrash a 2-core machine.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, text=True, env=env)
+             for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=400)
+        assert p.returncode == 0, err[-2000:]
+
+
+def test_two_workers_share_the_default_sqlite_storage(tmp_path, tiny_npz):
+    out = tmp_path / "shared"
+    _two_workers(_grid_cmd(tiny_npz, out, "--epochs", "1"), tmp_path)
+    rows = read_trials(out)
+    expected = {(round(c.alpha, 6), round(c.beta, 6)) for c in grid_candidates(2.0, 0.1)}
+    assert set(points(rows)) == expected and set(points(rows).values()) == {1}
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("SCALESEARCH_TEST_POSTGRES_URL"),
+                    reason="set SCALESEARCH_TEST_POSTGRES_URL (.ci/run starts a server)")
+def test_two_workers_on_postgresql(tmp_path, tiny_npz):
+    url = os.environ["SCALESEARCH_TEST_POSTGRES_URL"]
+    study = f"pg-{os.getpid()}-{int(time.time())}"
+    out = tmp_path / "pg"
+    _two_workers(_grid_cmd(tiny_npz, out, "--epochs", "1", "--storage", url, "--study", study), tmp_path)
+    assert not (out / "study.db").exists()  # the database holds the study, not a file
+    rows = read_trials(out)
+    expected = {(round(c.alpha, 6), round(c.beta, 6)) for c in grid_candidates(2.0, 0.1)}
+    assert set(points(rows)) == expected and set(points(rows).values()) == {1}
+    loaded = optuna.load_study(study_name=study, storage=url)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in loaded.trials) == \
+        sum(r["state"] == "complete" for r in rows)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["grid", "--budget", "1x"], "budget"),
+        (["grid", "--budget", "abc"], "budget"),
+        (["grid", "--step", "0"], "--step"),
+        (["grid", "--tolerance", "1.5"], "--tolerance"),
+        (["grid", "--seeds", "0"], "--seeds"),
+        (["search", "--trials", "0"], "--trials"),
+        (["search", "--sampler", "bogus"], "--sampler"),
+        (["search", "--pruner", "bogus"], "--pruner"),
+        (["grid", "--storage", "not-a-url"], "--storage"),
+        (["grid", "--storage", "nosuchdb://x/y"], "--storage"),
+        (["grid", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"], "--storage"),
+        (["grid", "--out", "a-file"], "--out"),
+        (["grid", "--data", "missing-dir"], "--data"),
+        (["grid", "--data", "empty-dir"], "--data"),
+        (["grid", "--device", "tpu"], "--device"),
+        (["train", "--alpha", "1.2"], "together"),
+        (["train", "--data", "missing-dir"], "--data"),
+    ],
+)
+def test_bad_input_rejected_before_training(cli, in_tmp, args, needle):
+    (in_tmp / "a-file").write_text("x")
+    (in_tmp / "empty-dir").mkdir()
+    start = time.time()
+    code, out, err = cli(*args)
+    line = one_line_error(err)
+    assert code == 2 and needle in line, line
+    assert "secret" not in line  # passwords never printed
+    assert time.time() - start < 30
+    assert not (in_tmp / "runs").exists() or not any((in_tmp / "runs").rglob("trials.csv"))
+
+
+def test_expand_uses_latest_default_run(cli, in_tmp, tiny_npz):
+    code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, *TINY)
+    assert code == 0, err
+    best = json.loads((in_tmp / "runs" / "grid-2x" / "best.json").read_text())
+    code, out, err = cli("expand", "--phi", "1..2", "--format", "json")
+    assert code == 0
+    assert "runs/grid-2x/best.json" in err.replace("\n", "")
+    assert json.loads(out)["alpha"] == best["alpha"]

@@ -1,0 +1,127 @@
+"""The proxy trainer: optimizer against torch's, learning, determinism, and its failure paths."""
+
+import pytest
+import torch
+from torch import nn
+
+from scalesearch.data import ImageData
+from scalesearch.families import get_family
+from scalesearch.train import GraphSafeSGD, TrainConfig, build_and_train, lr_schedule, to_device, train_proxy
+
+
+def colour_data(n_train=600, n_val=200, size=16, seed=0):
+    """A task a working trainer must learn fast: the class is the brightest colour channel."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        x = (torch.rand(n, 3, 1, 1, generator=g) * 255).expand(n, 3, size, size).to(torch.uint8).contiguous()
+        return x, x[:, :, 0, 0].float().argmax(1)
+
+    (a, b), (c, d) = make(n_train), make(n_val)
+    return ImageData("colour", a, b, c, d, 3)
+
+
+CPU = torch.device("cpu")
+FAST = TrainConfig(epochs=3, batch_size=32, lr=0.05)
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    s = lr_schedule(100, 0.4, 0.1)
+    assert s.shape == (100,)
+    assert s[0] == pytest.approx(0.04)
+    assert s[9] == pytest.approx(0.4)
+    assert s.max() == pytest.approx(0.4)
+    assert s[-1] < 0.001
+    assert torch.all(s[10:-1] >= s[11:])
+
+
+def test_graph_safe_sgd_matches_torch_sgd():
+    torch.manual_seed(0)
+    ours = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    ours(torch.zeros(1, 3, 6, 6))
+    ref = type(ours)(*[m for m in __import__("copy").deepcopy(ours)])
+    lr = torch.tensor(0.1)
+    opt = GraphSafeSGD(ours, lr, momentum=0.9, weight_decay=0.01)
+    decay = [p for p in ref.parameters() if p.ndim > 1]
+    rest = [p for p in ref.parameters() if p.ndim <= 1]
+    torch_opt = torch.optim.SGD([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+                                lr=0.1, momentum=0.9, nesterov=True)
+    for step in range(4):
+        x = torch.randn(5, 3, 6, 6)
+        for model in (ours, ref):
+            model.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+        opt.step()
+        torch_opt.step()
+        lr.fill_(0.1 / (step + 2))
+        for g in torch_opt.param_groups:
+            g["lr"] = 0.1 / (step + 2)
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_trainer_learns_an_easy_task_and_is_deterministic():
+    splits = to_device(colour_data(), 16, CPU)
+    a = build_and_train("efficientnet", 0.25, 0.25, splits, 3, FAST, seed=1)
+    b = build_and_train("efficientnet", 0.25, 0.25, splits, 3, FAST, seed=1)
+    assert a.status == "ok" and a.epochs == 3
+    assert a.accuracy > 0.6  # chance is 1/3
+    assert a.val_history == b.val_history
+    assert a.images_per_second > 0 and not a.cuda_graph
+
+
+def test_diverging_run_is_recorded_not_raised():
+    splits = to_device(colour_data(), 16, CPU)
+    result = build_and_train("efficientnet", 0.25, 0.25, splits, 3,
+                             TrainConfig(epochs=2, batch_size=32, lr=1e12, warmup_fraction=0.01), seed=0)
+    assert result.status == "diverged"
+    assert "loss" in result.reason and result.accuracy is None
+
+
+class _ExhaustsMemory(nn.Module):
+    """Forces the out-of-memory path: a real model whose forward hits the allocator's error."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = get_family("efficientnet").build(0.25, 0.25, 3)
+
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+
+
+def test_out_of_memory_is_recorded_not_raised():
+    splits = to_device(colour_data(), 16, CPU)
+    result = train_proxy(_ExhaustsMemory(), splits, FAST, seed=0)
+    assert result.status == "oom"
+    assert "out of memory" in result.reason
+
+
+def test_other_errors_still_raise():
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise ValueError("a bug, not a resource problem")
+
+    with pytest.raises(ValueError):
+        train_proxy(Broken(), to_device(colour_data(), 16, CPU), FAST)
+
+
+def test_epoch_callback_can_prune():
+    seen = []
+
+    def on_epoch(epoch, acc):
+        seen.append((epoch, acc))
+        return True
+
+    result = build_and_train("efficientnet", 0.25, 0.25, to_device(colour_data(), 16, CPU), 3, FAST, 0, on_epoch)
+    assert result.status == "pruned" and result.epochs == 1 and len(seen) == 1
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError):
+        TrainConfig(lr=0)
