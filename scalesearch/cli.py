@@ -268,23 +268,28 @@ def _command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["scalesearch", *_invoked_args])
 
 
-OUT_HELP = "Run directory (default runs/<grid|search>-<budget>x); running the same command again resumes it."
-STORAGE_HELP = "Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db (default: SQLite file in --out)."
+# Options shared by `grid` and `search`, defined once so their names and help never drift apart.
+BUDGET = typer.Option(2.0, "--budget", parser=_budget_option, help="FLOP factor of one φ step: 2x, 1.5x.")
+TOLERANCE = typer.Option(0.1, "--tolerance", help="Accepted measured FLOP ratio: budget·(1 ± tolerance).")
+SEEDS = typer.Option(None, "--seeds", help="Seeds per candidate (default 1 on CPU, 2 on GPU).")
+DATA = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz.")
+EPOCHS = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's).")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+OUT = typer.Option(None, "--out", help="Run directory (default runs/<grid|search>-<budget>x); "
+                                       "running the same command again resumes it.")
+STORAGE = typer.Option(None, "--storage", help="Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
+                                               "(default: SQLite file in --out).")
+STUDY = typer.Option(None, "--study", help="Study name (default derived from mode and budget).")
+SEED = typer.Option(0, "--seed", help="Seed of the sampler, the data split and training.")
 
 
 @app.command()
 def grid(
-    budget: float = typer.Option(2.0, "--budget", parser=_budget_option, help="FLOP factor of one φ step: 2x, 1.5x."),
+    budget: float = BUDGET,
     step: float = typer.Option(0.05, "--step", help="Grid step of α and β."),
-    tolerance: float = typer.Option(0.1, "--tolerance", help="Accepted measured FLOP ratio: budget·(1 ± tolerance)."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per candidate (default 1 on CPU, 2 on GPU)."),
-    data: str = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
-    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),
-    study: Optional[str] = typer.Option(None, "--study", help="Study name (default derived from mode and budget)."),
-    seed: int = typer.Option(0, "--seed", help="Base seed for data splits and training."),
+    tolerance: float = TOLERANCE, seeds: Optional[int] = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
+    device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
+    study: Optional[str] = STUDY, seed: int = SEED,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
     from .config import SearchConfig
@@ -296,19 +301,13 @@ def grid(
 
 @app.command()
 def search(
-    budget: float = typer.Option(2.0, "--budget", parser=_budget_option, help="FLOP factor of one φ step: 2x, 1.5x."),
+    budget: float = BUDGET,
     trials: int = typer.Option(20, "--trials", help="Candidates to evaluate (rejected ones count)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, cmaes or random."),
     pruner: str = typer.Option("none", "--pruner", help="none, median or hyperband (on per-epoch val accuracy)."),
-    tolerance: float = typer.Option(0.1, "--tolerance", help="Accepted measured FLOP ratio: budget·(1 ± tolerance)."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per candidate (default 1 on CPU, 2 on GPU)."),
-    data: str = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    out: Optional[Path] = typer.Option(None, "--out", help=OUT_HELP),
-    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),
-    study: Optional[str] = typer.Option(None, "--study", help="Study name (default derived from mode and budget)."),
-    seed: int = typer.Option(0, "--seed", help="Sampler, data-split and training seed."),
+    tolerance: float = TOLERANCE, seeds: Optional[int] = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
+    device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
+    study: Optional[str] = STUDY, seed: int = SEED,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
     from .config import SearchConfig
@@ -326,10 +325,10 @@ def train(
     width_mult: Optional[float] = typer.Option(None, "--width-mult", callback=_positive("--width-mult")),
     depth_mult: Optional[float] = typer.Option(None, "--depth-mult", callback=_positive("--depth-mult")),
     resolution: Optional[int] = typer.Option(None, "--resolution", callback=_positive("--resolution")),
-    data: str = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz."),
+    data: str = DATA,
     epochs: Optional[int] = typer.Option(None, "--epochs", callback=_positive("--epochs")),
     seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = DEVICE,
     family: str = typer.Option("efficientnet", "--family", callback=_family_option),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):

@@ -28,18 +28,19 @@ class ProxyPreset:
         return replace(self, train=replace(self.train, **overrides)) if overrides else self
 
 
-#: Two CPU cores: a candidate trains in ~20-30 s, so a 2x grid (16 of its 36 points pass the
-#: FLOP check at this base) finishes in under 10 minutes. Batch 32 because steps, not images,
-#: are what a short run lacks.
+#: Two CPU cores: a candidate trains in ~18 s, so the default 2x grid (16 of its 36 points pass
+#: the FLOP check at this base) finished in 314 s. Batch 32 because steps, not images, are what a
+#: short run lacks; a second epoch added little, a third would have pushed the grid past 10 minutes.
 CPU_PROXY = ProxyPreset(
     name="cpu", width_mult=0.25, depth_mult=0.5, resolution=40, image_size=64,
     synthetic_sizes=(3000, 1000, 1000),
-    train=TrainConfig(epochs=3, batch_size=32, lr=0.1),
+    train=TrainConfig(epochs=2, batch_size=32, lr=0.1),
     seeds=1,
 )
 
-#: One GPU: full-width B0 at 72 px (21 of 36 grid points pass the FLOP check), tens of
-#: thousands of images, 10 epochs, batch 512 in one CUDA graph per step.
+#: One GPU: full-width B0 at 72 px (21 of 36 grid points pass a conv+linear FLOP check on the
+#: meta device), tens of thousands of images, 10 epochs, batch 512 in one CUDA graph per step.
+#: Not yet run on a GPU: its learning rate and timings are unmeasured (benchmarks/RESULTS.md).
 GPU_PROXY = ProxyPreset(
     name="gpu", width_mult=1.0, depth_mult=1.0, resolution=72, image_size=112,
     synthetic_sizes=(50000, 5000, 5000),

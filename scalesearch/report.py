@@ -13,14 +13,6 @@ from .expand import COLUMNS, FamilyMember
 FORMATS = ("table", "csv", "md", "latex", "json")
 
 
-def human(n: float) -> str:
-    """Compact count: 5.29M, 0.399G."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:g}"
-
-
 def to_csv(rows: Sequence[FamilyMember]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")

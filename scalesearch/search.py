@@ -116,8 +116,6 @@ class Experiment:
 
     @classmethod
     def prepare(cls, config: SearchConfig, log_line: Callable[[str], None] = log.info) -> "Experiment":
-        import torch
-
         from .cost import measure_cost
         from .data import load_data
         from .proxy import proxy_for
@@ -137,7 +135,6 @@ class Experiment:
         log_line(f"proxy ({proxy.name}): width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
                  f"{proxy.resolution}px = {base.flops / 1e6:.2f} M multiply-adds; {proxy.train.epochs} epochs, "
                  f"{seeds} seed(s) per candidate on {device.type}")
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         return cls(config, proxy, data, device, base.flops, seeds)
 
     def dims(self, c: Coefficients) -> tuple[float, float, int]:
@@ -332,7 +329,6 @@ def paired_comparison(winner: dict, runner_up: dict | None) -> dict | None:
 
 
 def provenance(exp: Experiment) -> dict:
-    import fvcore  # noqa: F401
     import torch
     import typer
 

@@ -244,8 +244,11 @@ def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, sta
     loss_sum = torch.zeros((), dtype=torch.float32, device=device)
     pad = max(1, splits.train_x.shape[-1] // 16)  # crop jitter scales with resolution (4 px at 64)
 
+    last_step = torch.tensor(total_steps - 1, device=device)
+
     def step() -> None:
-        lr.copy_(lr_table[step_index])  # index on device: no host sync, graph-safe
+        # index_select with a device index: no .item(), so no host sync and nothing that breaks capture.
+        lr.copy_(lr_table.index_select(0, torch.minimum(step_index, last_step).view(1)).squeeze(0))
         step_index.add_(1)
         x = _normalise(augment_batch(static_x, pad), on_cuda)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None,
@@ -265,7 +268,7 @@ def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, sta
     done_steps = 0
     if on_cuda and config.cuda_graph:
         graph, done_steps = _capture(step, load_batch, optimizer, order, batch, min(3, steps_per_epoch))
-    warmup_seconds = time.perf_counter() - warmup_start + 0.0
+    warmup_seconds = time.perf_counter() - warmup_start
 
     result = TrainResult("ok", None, cuda_graph=graph is not None, warmup_seconds=warmup_seconds)
     train_seconds = 0.0
@@ -360,6 +363,5 @@ def build_and_train(
     model = get_family(family).build(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
                                      dropout=config.dropout, stochastic_depth=config.stochastic_depth)
     result = train_proxy(model, splits, config, seed, on_epoch)
-    result.warmup_seconds += 0.0
     result.seconds = time.perf_counter() - start
     return result
