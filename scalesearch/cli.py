@@ -193,7 +193,9 @@ def _logging_to(console) -> None:
 
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna warns with a traceback for every failed trial (a Ctrl-C'd one, a diverged one); our own
+    # per-trial line already says what happened and why, so only its errors come through.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     handler = RichHandler(console=console, show_path=False, show_time=False, show_level=False, markup=False)
     logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("fvcore").setLevel(logging.ERROR)

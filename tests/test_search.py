@@ -202,3 +202,24 @@ def test_expand_uses_latest_default_run(cli, in_tmp, tiny_npz):
     assert code == 0
     assert "runs/grid-2x/best.json" in err.replace("\n", "")
     assert json.loads(out)["alpha"] == best["alpha"]
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path, tiny_npz):
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(_grid_cmd(tiny_npz, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (out / "trials.csv").exists() and any(r["state"] == "complete" for r in read_trials(out)):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command to resume" in err and "Traceback" not in err
+    assert any(r["state"] == "complete" for r in read_trials(out))  # finished work was written
+    done = subprocess.run(_grid_cmd(tiny_npz, out), capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = points(read_trials(out))
+    assert set(after) == {(round(c.alpha, 6), round(c.beta, 6)) for c in grid_candidates(2.0, 0.1)}
+    assert set(after.values()) == {1}
