@@ -30,10 +30,7 @@ def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, de
         raise UserError("give --alpha/--beta/--gamma or --width-mult/--depth-mult/--resolution, not both")
     if any(coeffs_given) and not all(coeffs_given):
         raise UserError("--alpha, --beta and --gamma go together: give all three")
-    try:
-        dev = resolve_device(device)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    dev = resolve_device(device)
     proxy = proxy_for(dev.type).with_overrides(epochs=epochs)
     coeffs = None
     if all(coeffs_given):
@@ -41,17 +38,11 @@ def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, de
             coeffs = Coefficients(alpha, beta, gamma)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        width, depth, res = (proxy.width_mult * beta, proxy.depth_mult * alpha,
-                             max(8, int(round(proxy.resolution * gamma))))
+        depth, width, res = proxy.scaled(coeffs)
     else:
         width = width_mult if width_mult is not None else proxy.width_mult
         depth = depth_mult if depth_mult is not None else proxy.depth_mult
         res = resolution if resolution is not None else proxy.resolution
-    if data != "synthetic":
-        from pathlib import Path
-
-        if not Path(data).exists():
-            raise UserError(f"--data {data}: no such file or directory (or write 'synthetic')")
     return CandidatePlan(width, depth, res, dev, proxy, data, coeffs)
 
 

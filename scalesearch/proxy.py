@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .scaling import Coefficients
 from .train import TrainConfig
 
 
@@ -22,6 +23,13 @@ class ProxyPreset:
     synthetic_sizes: tuple[int, int, int]  # train, validation, test images of the embedded data
     train: TrainConfig
     seeds: int  # default seeds per candidate
+
+    def scaled(self, c: Coefficients) -> tuple[float, float, int]:
+        """The proxy at φ = 1: (depth_mult, width_mult, resolution rounded to a whole pixel).
+
+        Resolution is rounded to 1 px, not 8: at proxy sizes a multiple of 8 would swamp γ.
+        """
+        return (self.depth_mult * c.alpha, self.width_mult * c.beta, max(8, int(round(self.resolution * c.gamma))))
 
     def with_overrides(self, **train_overrides) -> "ProxyPreset":
         overrides = {k: v for k, v in train_overrides.items() if v is not None}

@@ -121,10 +121,7 @@ class Experiment:
         from .proxy import proxy_for
         from .train import resolve_device
 
-        try:
-            device = resolve_device(config.device)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        device = resolve_device(config.device)
         proxy = proxy_for(device.type).with_overrides(epochs=config.epochs)
         data = load_data(config.data, seed=config.seed, image_size=proxy.image_size,
                          synthetic_sizes=proxy.synthetic_sizes)
@@ -136,11 +133,6 @@ class Experiment:
                  f"{proxy.resolution}px = {base.flops / 1e6:.2f} M multiply-adds; {proxy.train.epochs} epochs, "
                  f"{seeds} seed(s) per candidate on {device.type}")
         return cls(config, proxy, data, device, base.flops, seeds)
-
-    def dims(self, c: Coefficients) -> tuple[float, float, int]:
-        """The proxy scaled at φ = 1: (depth_mult, width_mult, resolution rounded to a pixel)."""
-        return (self.proxy.depth_mult * c.alpha, self.proxy.width_mult * c.beta,
-                max(8, int(round(self.proxy.resolution * c.gamma))))
 
     def splits(self, resolution: int):
         from .train import to_device
@@ -155,7 +147,7 @@ class Experiment:
         from .train import build_and_train
 
         cfg = self.config
-        depth, width, resolution = self.dims(c)
+        depth, width, resolution = self.proxy.scaled(c)
         cost = measure_cost(cfg.family, width, depth, resolution, self.data.num_classes)
         ratio = cost.flops / self.base_flops
         for key, value in dict(alpha=c.alpha, beta=c.beta, gamma=c.gamma, depth_mult=depth, width_mult=width,
