@@ -22,22 +22,16 @@ class CandidatePlan:
 def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device: str, data: str,
                       epochs: int | None) -> CandidatePlan:
     from .proxy import proxy_for
+    from .sources import coefficients_from_options
     from .train import resolve_device
 
-    coeffs_given = [v is not None for v in (alpha, beta, gamma)]
-    dims_given = [v is not None for v in (width_mult, depth_mult, resolution)]
-    if any(coeffs_given) and any(dims_given):
+    if any(v is not None for v in (alpha, beta, gamma)) and \
+            any(v is not None for v in (width_mult, depth_mult, resolution)):
         raise UserError("give --alpha/--beta/--gamma or --width-mult/--depth-mult/--resolution, not both")
-    if any(coeffs_given) and not all(coeffs_given):
-        raise UserError("--alpha, --beta and --gamma go together: give all three")
+    coeffs = coefficients_from_options(alpha, beta, gamma)
     dev = resolve_device(device)
     proxy = proxy_for(dev.type).with_overrides(epochs=epochs)
-    coeffs = None
-    if all(coeffs_given):
-        try:
-            coeffs = Coefficients(alpha, beta, gamma)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+    if coeffs is not None:
         depth, width, res = proxy.scaled(coeffs)
     else:
         width = width_mult if width_mult is not None else proxy.width_mult

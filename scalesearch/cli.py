@@ -208,7 +208,7 @@ def _run_search(cfg) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from .search import Experiment, run_study, write_outputs
+    from .search import Experiment, planned_total, run_study
 
     cfg = cfg.validated()
     if cfg.storage:
@@ -222,7 +222,7 @@ def _run_search(cfg) -> None:
     say(f"writing to {cfg.out_dir}/ (trials.csv, best.json); storage {cfg.storage_url if cfg.storage else 'study.db'}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False) as progress:
-        task = progress.add_task(f"{cfg.mode} {cfg.budget_label}", total=_planned(cfg))
+        task = progress.add_task(f"{cfg.mode} {cfg.budget_label}", total=planned_total(cfg))
 
         def on_trial(info: dict) -> None:
             progress.update(task, completed=info["finished"])
@@ -235,12 +235,11 @@ def _run_search(cfg) -> None:
             say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {ratio} {secs} {what}")
 
         try:
-            study = run_study(cfg, exp, on_trial=on_trial, log_line=say,
-                              on_start=lambda done: progress.update(task, completed=done))
+            best = run_study(cfg, exp, on_trial=on_trial, log_line=say,
+                             on_start=lambda done: progress.update(task, completed=done))
         except KeyboardInterrupt:
             console.print(f"Interrupted. Finished trials are saved in {cfg.out_dir}/; run the same command to resume.")
             raise typer.Exit(130)
-    best = write_outputs(study, exp)
     if best is None:
         console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
                       f"see {cfg.out_dir}/trials.csv.")
@@ -252,12 +251,6 @@ def _run_search(cfg) -> None:
     if comp:
         console.print(f"Versus runner-up (trial {comp['runner_up_trial']}): {comp['verdict']}")
     console.print(f"Wrote {cfg.out_dir}/trials.csv and {cfg.out_dir}/best.json. Next: scalesearch expand --phi 1..7")
-
-
-def _planned(cfg) -> int:
-    from .scaling import grid_candidates
-
-    return len(grid_candidates(cfg.budget, cfg.step)) if cfg.mode == "grid" else cfg.trials
 
 
 _invoked_args: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
@@ -33,7 +33,6 @@ class SearchConfig:
     family: str = "efficientnet"
     seed: int = 0
     command_line: str = ""
-    extra: dict = field(default_factory=dict)
 
     def validated(self) -> "SearchConfig":
         """Return self if every field is sensible; otherwise raise UserError naming the option."""

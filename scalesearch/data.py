@@ -8,8 +8,6 @@ cannot feed a DataLoader fast enough for a GPU, and a proxy trains many times).
 from __future__ import annotations
 
 import hashlib
-import io
-import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -434,7 +434,8 @@ def enqueue_grid(study: optuna.Study, cfg: SearchConfig) -> int:
     return added
 
 
-def planned_total(study: optuna.Study, cfg: SearchConfig) -> int:
+def planned_total(cfg: SearchConfig) -> int:
+    """Candidates the run will settle: every grid point, or --trials."""
     if cfg.mode == "grid":
         return len(grid_candidates(cfg.budget, cfg.step))
     return cfg.trials
@@ -450,8 +451,8 @@ def run_study(
     on_trial: Callable[[dict], None] | None = None,
     log_line: Callable[[str], None] = log.info,
     on_start: Callable[[int], None] | None = None,
-) -> optuna.Study:
-    """Run (or resume) the study until every planned candidate is settled.
+) -> dict | None:
+    """Run (or resume) the study until every planned candidate is settled; return best.json's payload.
 
     On Ctrl-C the outputs are written from the storage before KeyboardInterrupt propagates.
     """
@@ -462,7 +463,7 @@ def run_study(
         requeued = requeue_interrupted(study)
         added = enqueue_grid(study, cfg) if cfg.mode == "grid" else 0
     if cfg.mode == "grid":
-        log_line(f"study {cfg.study_name}: {planned_total(study, cfg)} grid points, {added} newly queued, "
+        log_line(f"study {cfg.study_name}: {planned_total(cfg)} grid points, {added} newly queued, "
                  f"{requeued} interrupted re-queued, {finished_count(study)} already done")
     else:
         log_line(f"study {cfg.study_name}: {cfg.trials} trials with {cfg.sampler}, {finished_count(study)} done, "
@@ -495,8 +496,8 @@ def run_study(
         _work_until_settled(study, cfg, objective, after_trial, log_line)
     finally:
         # Also on Ctrl-C and crashes: the files always reflect what the storage holds.
-        write_outputs(study, exp)
-    return study
+        best = write_outputs(study, exp)
+    return best
 
 
 def _work_until_settled(study, cfg, objective, after_trial, log_line) -> None:

@@ -40,6 +40,19 @@ def latest_best_json(runs_dir: Path = DEFAULT_RUNS_DIR) -> Path | None:
     return found[-1] if found else None
 
 
+def coefficients_from_options(alpha: float | None, beta: float | None, gamma: float | None) -> Coefficients | None:
+    """--alpha/--beta/--gamma as typed: None when none is given, UserError when only some are or one is < 1."""
+    given = [v is not None for v in (alpha, beta, gamma)]
+    if not any(given):
+        return None
+    if not all(given):
+        raise UserError("--alpha, --beta and --gamma go together: give all three")
+    try:
+        return Coefficients(alpha, beta, gamma)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def resolve_coefficients(
     alpha: float | None,
     beta: float | None,
@@ -47,16 +60,10 @@ def resolve_coefficients(
     from_path: Path | None,
     runs_dir: Path = DEFAULT_RUNS_DIR,
 ) -> CoefficientSource:
-    given = [v is not None for v in (alpha, beta, gamma)]
-    if any(given):
-        if from_path is not None:
-            raise UserError("give either --alpha/--beta/--gamma or --from, not both")
-        if not all(given):
-            raise UserError("--alpha, --beta and --gamma go together: give all three")
-        try:
-            coeffs = Coefficients(alpha, beta, gamma)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+    if any(v is not None for v in (alpha, beta, gamma)) and from_path is not None:
+        raise UserError("give either --alpha/--beta/--gamma or --from, not both")
+    coeffs = coefficients_from_options(alpha, beta, gamma)
+    if coeffs is not None:
         return CoefficientSource(coeffs, "--alpha/--beta/--gamma")
     if from_path is not None:
         return read_best_json(from_path)
