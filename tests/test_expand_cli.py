@@ -146,3 +146,18 @@ def test_console_script_error_has_no_traceback(in_tmp):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert one_line_error(done.stderr).startswith("scalesearch: error:")
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    """Atomic writes go through a private temp file; the result must be as readable as a plain write."""
+    import stat
+
+    from scalesearch.fileio import atomic_write_text
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    target = atomic_write_text(tmp_path / "out" / "best.json", "{}")
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    os.chmod(target, 0o640)
+    atomic_write_text(target, "{}")  # rewriting keeps a mode the user chose
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
