@@ -160,6 +160,53 @@ def test_bad_data_sources(tmp_path):
         load_data(tmp_path / "truncated")
 
 
+def _cifar_python_batch(path, n=15, data_bytes=3072, n_labels=None):
+    rng = np.random.default_rng(3)
+    batch = {b"data": rng.integers(0, 256, (n, data_bytes), dtype=np.uint8),
+             b"labels": [int(v) for v in rng.integers(0, 10, n if n_labels is None else n_labels)]}
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+
+
+def _assert_one_line_naming(exc, path):
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+
+
+def test_truncated_cifar_test_binary(tmp_path):
+    rng = np.random.default_rng(0)
+    _cifar_records(20, 1, rng)[0].tofile(tmp_path / "data_batch_1.bin")
+    rec = _cifar_records(5, 1, rng)[0].tobytes()
+    (tmp_path / "test_batch.bin").write_bytes(rec[: len(rec) // 2])
+    with pytest.raises(UserError, match="CIFAR records") as exc:
+        load_data(tmp_path)
+    _assert_one_line_naming(exc, tmp_path / "test_batch.bin")
+
+
+def test_truncated_cifar_python_batch(tmp_path):
+    _cifar_python_batch(tmp_path / "data_batch_1")
+    raw = (tmp_path / "data_batch_1").read_bytes()
+    (tmp_path / "data_batch_1").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(UserError, match="cannot read as a CIFAR python batch") as exc:
+        load_data(tmp_path)
+    _assert_one_line_naming(exc, tmp_path / "data_batch_1")
+
+
+@pytest.mark.parametrize("shape", [dict(data_bytes=3000), dict(n_labels=14)])
+def test_cifar_python_batch_with_short_data(tmp_path, shape):
+    _cifar_python_batch(tmp_path / "data_batch_1", **shape)
+    with pytest.raises(UserError, match="truncated") as exc:
+        load_data(tmp_path)
+    _assert_one_line_naming(exc, tmp_path / "data_batch_1")
+
+
+def test_cifar10_label_out_of_range(tmp_path):
+    rec, _, _ = _cifar_records(20, 1, np.random.default_rng(0))
+    rec[0, 0] = 10
+    rec.tofile(tmp_path / "data_batch_1.bin")
+    with pytest.raises(UserError, match="label is 10, but there are 10 classes"):
+        load_data(tmp_path)
+
+
 def test_augment_batch_crops_and_flips_within_bounds():
     torch.manual_seed(0)
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)

@@ -1,0 +1,53 @@
+"""ImageData: the splits every loader produces, and the fingerprint that proves which data a result used."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+
+
+@dataclass
+class ImageData:
+    """Train/validation (and optional test) splits as uint8 NCHW tensors on the CPU.
+
+    Treat the tensors as read-only once built: the fingerprint is computed on first read and cached.
+    """
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    num_classes: int
+    test_images: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+    class_names: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)  # unreadable images left out (skip_bad_images)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_images.shape[-1])
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Short SHA-256 over every split's pixels and labels: proves which data a result came from.
+
+        Cached because it reads every byte (gigabytes on a large preset) and is asked for at each write.
+        """
+        h = hashlib.sha256()
+        for t in (self.train_images, self.train_labels, self.val_images, self.val_labels,
+                  self.test_images, self.test_labels):
+            if t is not None:
+                h.update(t.contiguous().numpy())  # the buffer itself: no copy into bytes
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name, "num_classes": self.num_classes, "image_size": self.image_size,
+            "train": len(self.train_labels), "val": len(self.val_labels),
+            "test": 0 if self.test_labels is None else len(self.test_labels), "fingerprint": self.fingerprint,
+            "skipped_files": len(self.skipped_files),
+        }
