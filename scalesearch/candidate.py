@@ -32,7 +32,8 @@ def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, de
     dev = resolve_device(device)
     proxy = proxy_for(dev.type).with_overrides(epochs=epochs)
     if coeffs is not None:
-        depth, width, res = proxy.scaled(coeffs)
+        dims = proxy.scaled(coeffs)
+        depth, width, res = dims.depth_mult, dims.width_mult, dims.resolution
     else:
         width = width_mult if width_mult is not None else proxy.width_mult
         depth = depth_mult if depth_mult is not None else proxy.depth_mult
@@ -49,7 +50,8 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
 
     data = load_data(plan.data, seed=seed, image_size=plan.proxy.image_size,
                      synthetic_sizes=plan.proxy.synthetic_sizes)
-    cost = measure_cost(family, plan.width_mult, plan.depth_mult, plan.resolution, data.num_classes)
+    cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,
+                        num_classes=data.num_classes)
     splits = to_device(data, plan.resolution, plan.device)
     config = plan.proxy.train
     with Progress(TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
@@ -61,8 +63,8 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
             progress.update(task, completed=epoch + 1, description=f"val {acc:.4f}")
             return False
 
-        result = build_and_train(family, plan.width_mult, plan.depth_mult, splits, data.num_classes, config, seed,
-                                 on_epoch)
+        result = build_and_train(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, splits=splits,
+                                 num_classes=data.num_classes, config=config, seed=seed, on_epoch=on_epoch)
     return {
         "status": result.status, "accuracy": result.accuracy, "test_accuracy": result.test_accuracy,
         "val_history": result.val_history, "num_classes": data.num_classes, "data": data.name,

@@ -52,6 +52,19 @@ def _family_option(name: str) -> str:
     return name
 
 
+def _seeds_option(text) -> "int | str":
+    text = str(text).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise typer.BadParameter(f"write 'auto' or a whole number of seeds, not {text!r}") from None
+    if value < 1:
+        raise typer.BadParameter(f"--seeds must be >= 1, got {value}")
+    return value
+
+
 def _positive(name: str):
     def check(value):
         if value is not None and value <= 0:
@@ -71,10 +84,10 @@ def _output_format(fmt: str, out: Optional[Path]) -> str:
         if not fmt:
             raise UserError(f"cannot tell the format of {out} from its suffix: add --format csv|md|latex|json")
     if out is not None:
-        from .fileio import check_writable
+        from .fileio import probe_writable_file
 
         try:
-            check_writable(out)
+            probe_writable_file(out)
         except OSError as exc:
             raise UserError(f"--out: {exc}") from None
     return fmt
@@ -99,35 +112,38 @@ def expand(
                                     callback=_positive("--num-classes")),
     fmt: str = typer.Option("table", "--format", help="table, csv, md, latex or json."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (format from --format or suffix)."),
+    match_budget: bool = typer.Option(False, "--match-budget", help="Keep each member's depth and width; pick the "
+                                      "resolution (a multiple of --resolution-multiple) whose measured FLOPs are "
+                                      "closest to (α·β²·γ²)^φ."),
 ):
     """Expand coefficients into a model-family table with measured FLOPs and parameters."""
     phis: list[int] = phi  # parsed by the option's callback
     fmt = _output_format(fmt, out)
     console = _console()
-    from .expand import expand_family, expand_preset
+    from . import api
     from .report import render, rich_table
     from .sources import resolve_coefficients
 
     if preset is not None:
-        if any(v is not None for v in (alpha, beta, gamma, from_)):
-            raise UserError("--preset takes the published table: drop --alpha/--beta/--gamma/--from")
-        from .expand import PRESET_COEFFICIENTS
-
-        if preset not in PRESET_COEFFICIENTS:
-            raise UserError(f"unknown preset {preset!r}; known: {', '.join(PRESET_COEFFICIENTS)}")
         title = f"{preset} published family (hand-tuned; target ratio uses the paper's α·β²·γ² = 1.92)"
         meta = {"source": f"preset {preset}", "family": preset}
-        rows = _with_progress(console, len(phis), lambda tick: expand_preset(preset, phis, num_classes, tick))
     else:
         source = resolve_coefficients(alpha, beta, gamma, from_)
         c = source.coefficients
+        if source.best_json is not None:
+            _say_if_incomplete(console, source.best_json)
         console.print(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
                       f"(α·β²·γ² = {c.flops_factor:.4g})")
-        title = f"{family} family: α={c.alpha:.4g}, β={c.beta:.4g}, γ={c.gamma:.4g} (α·β²·γ² = {c.flops_factor:.4g})"
+        matched = ", resolution matched to the budget" if match_budget else ""
+        title = (f"{family} family: α={c.alpha:.4g}, β={c.beta:.4g}, γ={c.gamma:.4g} "
+                 f"(α·β²·γ² = {c.flops_factor:.4g}){matched}")
         meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta,
-                "gamma": c.gamma, "flops_factor": c.flops_factor}
-        rows = _with_progress(console, len(phis), lambda tick: expand_family(
-            c, phis, family, base_resolution, num_classes, resolution_multiple, tick))
+                "gamma": c.gamma, "flops_factor": c.flops_factor, "match_budget": match_budget}
+        alpha, beta, gamma, from_ = c.alpha, c.beta, c.gamma, None
+    rows = _with_progress(console, len(phis), lambda tick: api.expand(
+        alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
+        base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
+        match_budget=match_budget, on_member=tick))
 
     if fmt == "table" and out is None:
         from rich.console import Console
@@ -144,6 +160,18 @@ def expand(
 
         atomic_write_text(out, text)
         console.print(f"Wrote {len(rows)} members to {out} ({fmt}).")
+
+
+def _say_if_incomplete(console, best_json: Path) -> None:
+    import json
+
+    try:
+        complete = json.loads(best_json.read_text(encoding="utf-8")).get("complete", True)
+    except (OSError, ValueError):
+        return
+    if complete is False:
+        console.print(f"Note: {best_json} comes from a study that is not complete (interrupted, or still running); "
+                      "its winner may change when the run is resumed.")
 
 
 def _with_progress(console, total: int, work):
@@ -168,7 +196,8 @@ def flops(
     """Measure one configuration: multiply-adds, parameters and activations."""
     from .cost import FLOP_CONVENTION, measure_cost
 
-    cost = measure_cost(family, width_mult, depth_mult, resolution, num_classes)
+    cost = measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
+                        num_classes=num_classes)
     if as_json:
         import json
 
@@ -202,55 +231,65 @@ def _logging_to(console) -> None:
 
 
 def _run_search(cfg) -> None:
-    """Shared body of `grid` and `search`: prepare, run with a live view, summarise."""
+    """Shared body of `grid` and `search`: run with a live view, then summarise."""
     import logging
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from .search import Experiment, planned_total, run_study
+    from .api import run_search
 
     cfg = cfg.validated()
-    if cfg.storage:
-        from .search import open_storage
-
-        open_storage(cfg.storage)  # an unreachable or malformed URL fails here, before any data or training
     console = _console()
     _logging_to(console)
     say = logging.getLogger("scalesearch").info
-    exp = Experiment.prepare(cfg, say)
-    say(f"writing to {cfg.out_dir}/ (trials.csv, best.json); storage {cfg.storage_url if cfg.storage else 'study.db'}")
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False) as progress:
-        task = progress.add_task(f"{cfg.mode} {cfg.budget_label}", total=planned_total(cfg))
+    # The bar starts with the first progress report, i.e. once the study has opened: a refused
+    # resume or a bad storage then prints its one error line and nothing else.
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
+    tasks: list = []
 
-        def on_trial(info: dict) -> None:
-            progress.update(task, completed=info["finished"])
-            acc = info.get("value")
-            what = f"acc {acc:.4f}" if acc is not None else info.get("reason", info["state"])
-            alpha, beta, gamma = (info.get(k) for k in ("alpha", "beta", "gamma"))
-            coeffs = f"α={alpha:.3f} β={beta:.3f} γ={gamma:.3f}" if alpha is not None else ""
-            ratio = f"flops x{info['flops_ratio']:.2f}" if info.get("flops_ratio") is not None else ""
-            secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
-            say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {ratio} {secs} {what}")
+    def on_progress(done: int, total: int) -> None:
+        if not tasks:
+            progress.start()
+            tasks.append(progress.add_task(f"{cfg.mode} {cfg.budget_label}", total=total))
+        progress.update(tasks[0], completed=done, total=total)
 
-        try:
-            best = run_study(cfg, exp, on_trial=on_trial, log_line=say,
-                             on_start=lambda done: progress.update(task, completed=done))
-        except KeyboardInterrupt:
-            console.print(f"Interrupted. Finished trials are saved in {cfg.out_dir}/; run the same command to resume.")
-            raise typer.Exit(130)
+    def on_trial(info: dict) -> None:
+        acc = info.get("value")
+        what = f"acc {acc:.4f}" if acc is not None else info.get("reason", info["state"])
+        alpha, beta, gamma = (info.get(k) for k in ("alpha", "beta", "gamma"))
+        coeffs = f"α={alpha:.3f} β={beta:.3f} γ={gamma:.3f}" if alpha is not None else ""
+        built = f"{info['resolution']}px" if info.get("resolution") else ""
+        ratio = f"flops x{info['flops_ratio']:.2f}" if info.get("flops_ratio") is not None else ""
+        secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
+        seed = f"seed {info.get('seed', 0)}"
+        say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {built} {ratio} {seed} {secs} {what}")
+
+    try:
+        result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress)
+    except KeyboardInterrupt:
+        progress.stop()
+        console.print(f"Interrupted. Finished trials are saved in {cfg.out_dir}/; run the same command to resume.")
+        raise typer.Exit(130)
+    finally:
+        progress.stop()
+    best = result.best
     if best is None:
         console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
                       f"see {cfg.out_dir}/trials.csv.")
         raise typer.Exit(1)
-    comp = best["comparison"]
-    console.print(f"Best: α={best['alpha']:.4g} β={best['beta']:.4g} γ={best['gamma']:.4g} "
-                  f"(α·β²·γ² = {best['flops_factor']:.3f}, measured FLOP ratio {best['measured_flops_ratio']:.3f}) "
-                  f"val accuracy {best['accuracy']:.4f} ± {best['accuracy_std']:.4f} over {best['seeds']} seed(s)")
-    if comp:
-        console.print(f"Versus runner-up (trial {comp['runner_up_trial']}): {comp['verdict']}")
+    eff = (f" (effective α={best['alpha_eff']:.3f} β={best['beta_eff']:.3f} γ={best['gamma_eff']:.3f}, "
+           f"{best['resolution']}px)" if best.get("alpha_eff") is not None else "")
+    std = f" ± {best['accuracy_std']:.4f}" if best.get("accuracy_std") is not None else ""
+    console.print(f"Best: α={best['alpha']:.4g} β={best['beta']:.4g} γ={best['gamma']:.4g}{eff}, measured FLOP "
+                  f"ratio {best['measured_flops_ratio']:.3f}, val accuracy {best['accuracy']:.4f}{std} over "
+                  f"{best['seeds']} seed(s)")
+    console.print(f"Verdict: {best['verdict']['text']}")
     console.print(f"Wrote {cfg.out_dir}/trials.csv and {cfg.out_dir}/best.json. Next: scalesearch expand --phi 1..7")
+    if not result.complete:
+        console.print("The study is not complete: some candidates are unsettled; run the same command to finish.")
+        raise typer.Exit(1)
 
 
 _invoked_args: list[str] = []
@@ -266,7 +305,13 @@ def _command_line() -> str:
 # Options shared by `grid` and `search`, defined once so their names and help never drift apart.
 BUDGET = typer.Option(2.0, "--budget", parser=_budget_option, help="FLOP factor of one φ step: 2x, 1.5x.")
 TOLERANCE = typer.Option(0.1, "--tolerance", help="Accepted measured FLOP ratio: budget·(1 ± tolerance).")
-SEEDS = typer.Option(None, "--seeds", help="Seeds per candidate (default 1 on CPU, 2 on GPU).")
+SEEDS = typer.Option("auto", "--seeds", callback=lambda v: _seeds_option(v),
+                     help="'auto' (default): every candidate one seed, then extra paired seeds for those not "
+                          "clearly behind the leader until it is separated or the cap is hit; or a fixed count K.")
+ALPHA_LEVEL = typer.Option(0.05, "--alpha-level", help="Significance level of the racing verdict.")
+FAMILY = typer.Option("efficientnet", "--family", callback=_family_option, help="Model family.")
+SKIP_BAD = typer.Option(False, "--skip-bad-images", help="Skip (and count) unreadable image files instead of "
+                                                        "stopping at the first one.")
 DATA = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz.")
 EPOCHS = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
@@ -282,15 +327,17 @@ SEED = typer.Option(0, "--seed", help="Seed of the sampler, the data split and t
 def grid(
     budget: float = BUDGET,
     step: float = typer.Option(0.05, "--step", help="Grid step of α and β."),
-    tolerance: float = TOLERANCE, seeds: Optional[int] = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
+    tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
-    study: Optional[str] = STUDY, seed: int = SEED,
+    study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
+    skip_bad_images: bool = SKIP_BAD,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
     from .config import SearchConfig
 
     _run_search(SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data,
                              epochs=epochs, device=device, out=out, storage=storage, study=study, seed=seed,
+                             family=family, alpha=alpha_level, skip_bad_images=skip_bad_images,
                              command_line=_command_line()))
 
 
@@ -300,16 +347,18 @@ def search(
     trials: int = typer.Option(20, "--trials", help="Candidates to evaluate (rejected ones count)."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, cmaes or random."),
     pruner: str = typer.Option("none", "--pruner", help="none, median or hyperband (on per-epoch val accuracy)."),
-    tolerance: float = TOLERANCE, seeds: Optional[int] = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
+    tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
-    study: Optional[str] = STUDY, seed: int = SEED,
+    study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
+    skip_bad_images: bool = SKIP_BAD,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
     from .config import SearchConfig
 
     _run_search(SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                              tolerance=tolerance, seeds=seeds, data=data, epochs=epochs, device=device, out=out,
-                             storage=storage, study=study, seed=seed, command_line=_command_line()))
+                             storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
+                             skip_bad_images=skip_bad_images, command_line=_command_line()))
 
 
 @app.command()

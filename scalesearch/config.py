@@ -20,7 +20,8 @@ class SearchConfig:
     budget: float = 2.0
     step: float = 0.05
     tolerance: float = 0.1
-    seeds: int | None = None  # None: the proxy preset's default (1 on CPU, 2 on GPU)
+    seeds: int | str = "auto"  # "auto": race (extra seeds only for contenders); K: every candidate K seeds
+    alpha: float = 0.05  # significance level of the racing verdict
     trials: int = 20
     sampler: str = "tpe"
     pruner: str = "none"
@@ -32,6 +33,7 @@ class SearchConfig:
     epochs: int | None = None
     family: str = "efficientnet"
     seed: int = 0
+    skip_bad_images: bool = False
     command_line: str = ""
 
     def validated(self) -> "SearchConfig":
@@ -44,8 +46,10 @@ class SearchConfig:
             raise UserError(f"--step must be in (0, 1], got {self.step:g}")
         if not (0 < self.tolerance < 1):
             raise UserError(f"--tolerance must be in (0, 1), got {self.tolerance:g}")
-        if self.seeds is not None and self.seeds < 1:
-            raise UserError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.seeds != "auto" and not (isinstance(self.seeds, int) and self.seeds >= 1):
+            raise UserError(f"--seeds must be 'auto' or a whole number >= 1, got {self.seeds!r}")
+        if not (0 < self.alpha < 0.5):
+            raise UserError(f"--alpha-level must be in (0, 0.5), got {self.alpha:g}")
         if self.trials < 1:
             raise UserError(f"--trials must be >= 1, got {self.trials}")
         if self.sampler not in SAMPLERS:
@@ -61,15 +65,28 @@ class SearchConfig:
         if self.storage is not None and "://" not in self.storage:
             raise UserError(f"--storage {self.storage!r} is not a database URL (e.g. sqlite:///study.db or "
                             "postgresql+psycopg://user:pw@host:5432/db)")
-        from .fileio import check_writable_dir
+        if self.pruner != "none" and self.epochs is not None and self.epochs < 2:
+            raise UserError(f"--pruner {self.pruner} needs --epochs 2 or more: a pruner stops a candidate between "
+                            "epochs, and one epoch leaves nothing to stop")
+        from .fileio import probe_writable_dir
 
         try:
-            check_writable_dir(self.out_dir)
+            probe_writable_dir(self.out_dir)
         except OSError as exc:
             raise UserError(f"--out: {exc}") from None
         if self.data != "synthetic" and not Path(self.data).exists():
             raise UserError(f"--data {self.data}: no such file or directory (or write 'synthetic')")
         return self
+
+    def seeds_label(self, proxy) -> str:
+        """'auto (up to N)' or the fixed count, as recorded with the study."""
+        return f"auto (up to {proxy.seed_cap})" if self.seeds == "auto" else str(self.seeds)
+
+    def seed_cap(self, proxy) -> int:
+        return proxy.seed_cap if self.seeds == "auto" else int(self.seeds)
+
+    def data_options(self) -> dict:
+        return {"skip_bad_images": True} if self.skip_bad_images else {}
 
     @property
     def budget_label(self) -> str:

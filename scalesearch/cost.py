@@ -99,7 +99,7 @@ def measure_model_cost(model: nn.Module, resolution: int) -> Cost:
 
 @lru_cache(maxsize=512)
 def measure_cost(
-    family: str, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
+    family: str, *, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
 ) -> Cost:
     """Cost of one configuration, cached per process (search and expand re-ask often)."""
     if resolution < 1:

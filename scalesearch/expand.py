@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
+from .budget import match_resolution
 from .cost import measure_cost
 from .errors import UserError
 from .families import get_family
@@ -36,26 +37,49 @@ def member_name(prefix: str, phi: float) -> str:
     return f"{prefix}{int(phi)}" if float(phi).is_integer() else f"{prefix}{phi:g}"
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A member before measurement."""
+
+    name: str
+    phi: float
+    depth_mult: float
+    width_mult: float
+    resolution: int
+    dropout: float
+
+
 def _measure_rows(
     family: str,
-    members: Iterable[tuple[str, float, float, float, int, float]],
-    base: tuple[float, float, int],
+    members: Iterable[_Planned],
+    base: _Planned,
     target_factor: float,
     num_classes: int,
     on_member: Callable[[str], None] | None,
+    match_multiple: int | None = None,
 ) -> list[FamilyMember]:
-    base_flops = measure_cost(family, base[0], base[1], base[2], num_classes).flops
+    """Measure each member against `base`; with `match_multiple`, first move its resolution (in steps of that
+    multiple) to the one whose measured FLOPs come closest to the target ratio."""
+    base_flops = measure_cost(family, width_mult=base.width_mult, depth_mult=base.depth_mult,
+                              resolution=base.resolution, num_classes=num_classes).flops
     rows = []
-    for name, phi, depth, width, resolution, dropout in members:
-        cost = measure_cost(family, width, depth, resolution, num_classes)
+    for m in members:
+        target = target_factor**m.phi
+        resolution = m.resolution
+        if match_multiple is not None:
+            def flops_at(r: int, m=m) -> int:
+                return measure_cost(family, width_mult=m.width_mult, depth_mult=m.depth_mult, resolution=r,
+                                    num_classes=num_classes).flops
+
+            resolution = match_resolution(flops_at, target * base_flops, start=m.resolution,
+                                          multiple=match_multiple)
+        cost = measure_cost(family, width_mult=m.width_mult, depth_mult=m.depth_mult, resolution=resolution,
+                            num_classes=num_classes)
         ratio = cost.flops / base_flops
-        target = target_factor**phi
-        rows.append(
-            FamilyMember(name, phi, depth, width, resolution, cost.params, cost.flops,
-                         ratio, target, ratio / target - 1.0, dropout)
-        )
+        rows.append(FamilyMember(m.name, m.phi, m.depth_mult, m.width_mult, resolution, cost.params, cost.flops,
+                                 ratio, target, ratio / target - 1.0, m.dropout))
         if on_member:
-            on_member(name)
+            on_member(m.name)
     return rows
 
 
@@ -67,17 +91,24 @@ def expand_family(
     num_classes: int = 1000,
     resolution_multiple: int = 8,
     on_member: Callable[[str], None] | None = None,
+    *,
+    match_budget: bool = False,
 ) -> list[FamilyMember]:
-    """Members at each φ: depth α^φ, width β^φ, resolution base·γ^φ, each measured."""
+    """Members at each φ: depth α^φ, width β^φ, resolution base·γ^φ, each measured.
+
+    With `match_budget`, each member keeps its depth and width multipliers and takes the resolution
+    (a multiple of `resolution_multiple`) whose measured FLOPs come closest to (α·β²·γ²)^φ times φ = 0's.
+    """
     spec = get_family(family)
     base_resolution = base_resolution or spec.base_resolution
     members = []
     for phi in phis:
         dims = coefficients.scaled(phi, base_resolution, resolution_multiple)
-        members.append((member_name(spec.display_prefix, phi), phi, dims.depth_mult, dims.width_mult,
-                        dims.resolution, spec.dropout_for_phi(phi)))
-    return _measure_rows(family, members, (1.0, 1.0, base_resolution), coefficients.flops_factor,
-                         num_classes, on_member)
+        members.append(_Planned(member_name(spec.display_prefix, phi), phi, dims.depth_mult, dims.width_mult,
+                                dims.resolution, spec.dropout_for_phi(phi)))
+    base = _Planned("base", 0, 1.0, 1.0, base_resolution, 0.0)
+    return _measure_rows(family, members, base, coefficients.flops_factor, num_classes, on_member,
+                         resolution_multiple if match_budget else None)
 
 
 PRESET_COEFFICIENTS = {"efficientnet": Coefficients(PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA)}
@@ -100,8 +131,8 @@ def expand_preset(
     if missing:
         known = ", ".join(f"{m.index} ({k})" for k, m in spec.official.items())
         raise UserError(f"preset {preset!r} has no member at φ={missing[0]}; it has φ = {known}")
-    base = spec.official[min(spec.official, key=lambda k: spec.official[k].index)]
-    members = [(key.upper(), phi, m.depth_mult, m.width_mult, m.resolution, m.dropout)
+    first = spec.official[min(spec.official, key=lambda k: spec.official[k].index)]
+    base = _Planned("base", 0, first.depth_mult, first.width_mult, first.resolution, first.dropout)
+    members = [_Planned(key.upper(), phi, m.depth_mult, m.width_mult, m.resolution, m.dropout)
                for phi in phis for key, m in [by_index[phi]]]
-    return _measure_rows(preset, members, (base.width_mult, base.depth_mult, base.resolution),
-                         PRESET_COEFFICIENTS[preset].flops_factor, num_classes, on_member)
+    return _measure_rows(preset, members, base, PRESET_COEFFICIENTS[preset].flops_factor, num_classes, on_member)

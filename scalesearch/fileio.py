@@ -37,29 +37,34 @@ def atomic_write_json(path: str | os.PathLike, data) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def _nearest_existing(path: Path) -> Path:
-    """`path` or its closest ancestor that exists: where a write would need permission."""
-    while not path.exists():
-        path = path.parent
-    return path
+def probe_writable_dir(path: str | os.PathLike) -> Path:
+    """Create `path` (and parents) and a temporary file in it, then remove the file; OSError if that fails.
 
-
-def check_writable(path: str | os.PathLike) -> None:
-    """Raise OSError with a readable message if `path` (a file) cannot be written."""
-    path = Path(path)
-    if path.is_dir():
-        raise OSError(f"{path} is a directory, not a file")
-    probe = _nearest_existing(path.parent)
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise OSError(f"cannot write {path}: {probe} is not a writable directory")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OSError(f"cannot write {path}: permission denied")
-
-
-def check_writable_dir(path: str | os.PathLike) -> None:
+    Asking os.access is not enough: as root it says yes almost everywhere (under
+    /proc too), and the run would then crash after the work. Creating is the
+    only honest probe.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OSError(f"{path} exists and is not a directory")
-    probe = _nearest_existing(path)
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise OSError(f"cannot write to {path}: {probe} is not writable")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OSError(f"cannot write to {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def probe_writable_file(path: str | os.PathLike) -> Path:
+    """Check that `path` (a file) can be written, by creating its folder and a temporary file beside it."""
+    path = Path(path)
+    if path.is_dir():
+        raise OSError(f"{path} is a directory, not a file")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OSError(f"cannot write {path}: {path.parent} is not a directory")
+    probe_writable_dir(path.parent if str(path.parent) else Path("."))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OSError(f"cannot write {path}: permission denied")
+    return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .scaling import Coefficients
+from .scaling import Coefficients, ScaledDims
 from .train import TrainConfig
 
 
@@ -22,14 +22,15 @@ class ProxyPreset:
     image_size: int  # size the data set is stored at (>= the largest candidate's resolution)
     synthetic_sizes: tuple[int, int, int]  # train, validation, test images of the embedded data
     train: TrainConfig
-    seeds: int  # default seeds per candidate
+    seed_cap: int  # most seeds a candidate gets while racing (--seeds auto)
 
-    def scaled(self, c: Coefficients) -> tuple[float, float, int]:
-        """The proxy at φ = 1: (depth_mult, width_mult, resolution rounded to a whole pixel).
+    def scaled(self, c: Coefficients) -> ScaledDims:
+        """The proxy at φ = 1: depth and width multipliers, and the nominal resolution rounded to a pixel.
 
         Resolution is rounded to 1 px, not 8: at proxy sizes a multiple of 8 would swamp γ.
         """
-        return (self.depth_mult * c.alpha, self.width_mult * c.beta, max(8, int(round(self.resolution * c.gamma))))
+        return ScaledDims(depth_mult=self.depth_mult * c.alpha, width_mult=self.width_mult * c.beta,
+                          resolution=max(8, int(round(self.resolution * c.gamma))))
 
     def with_overrides(self, **train_overrides) -> "ProxyPreset":
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
@@ -43,7 +44,7 @@ CPU_PROXY = ProxyPreset(
     name="cpu", width_mult=0.25, depth_mult=0.5, resolution=40, image_size=64,
     synthetic_sizes=(3000, 1000, 1000),
     train=TrainConfig(epochs=2, batch_size=32, lr=0.1),
-    seeds=1,
+    seed_cap=4,
 )
 
 #: One GPU: full-width B0 at 72 px (21 of 36 grid points pass a conv+linear FLOP check on the
@@ -53,7 +54,7 @@ GPU_PROXY = ProxyPreset(
     name="gpu", width_mult=1.0, depth_mult=1.0, resolution=72, image_size=112,
     synthetic_sizes=(50000, 5000, 5000),
     train=TrainConfig(epochs=10, batch_size=512, lr=0.05),
-    seeds=2,
+    seed_cap=5,
 )
 
 

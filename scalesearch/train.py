@@ -349,6 +349,7 @@ def _capture(step, load_batch, optimizer, order, batch, warmup_steps):
 
 def build_and_train(
     family: str,
+    *,
     width_mult: float,
     depth_mult: float,
     splits: DeviceSplits,

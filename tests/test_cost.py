@@ -14,7 +14,7 @@ PAPER_MACS = {"b0": 0.39, "b1": 0.70, "b2": 1.0, "b3": 1.8, "b4": 4.2, "b5": 9.9
 def test_official_family_macs(variant):
     spec = get_family("efficientnet")
     m = spec.official[variant]
-    cost = measure_cost("efficientnet", m.width_mult, m.depth_mult, m.resolution, 1000)
+    cost = measure_cost("efficientnet", width_mult=m.width_mult, depth_mult=m.depth_mult, resolution=m.resolution)
     # The paper's rounded figures sit a few percent below a faithful count of the architecture.
     assert cost.flops / 1e9 == pytest.approx(PAPER_MACS[variant], rel=0.08)
     # The second counter (torch's, on meta tensors, 2 per multiply-add) must agree exactly on conv + linear.
@@ -29,7 +29,7 @@ def test_activations_match_fvcore_own_count():
     spec = get_family("efficientnet")
     model = spec.build(0.5, 0.5, 10).eval()
     expected = ActivationCountAnalysis(model, torch.zeros(1, 3, 64, 64)).unsupported_ops_warnings(False).total()
-    assert measure_cost("efficientnet", 0.5, 0.5, 64, 10).activations == expected
+    assert measure_cost("efficientnet", width_mult=0.5, depth_mult=0.5, resolution=64, num_classes=10).activations == expected
     with torch.device("meta"):
         meta_model = spec.build(0.5, 0.5, 10).eval()
     assert count_activations(meta_model, 64) == expected
@@ -42,17 +42,17 @@ def test_measure_model_cost_leaves_model_intact():
     cost = measure_model_cost(model, 64)
     assert model.training
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    assert cost == measure_cost("efficientnet", 0.5, 0.5, 64, 10)
+    assert cost == measure_cost("efficientnet", width_mult=0.5, depth_mult=0.5, resolution=64, num_classes=10)
 
 
 def test_cost_scales_with_resolution_and_is_cached():
-    a = measure_cost("efficientnet", 1.0, 1.0, 112, 1000)
-    b = measure_cost("efficientnet", 1.0, 1.0, 224, 1000)
+    a = measure_cost("efficientnet", width_mult=1.0, depth_mult=1.0, resolution=112)
+    b = measure_cost("efficientnet", width_mult=1.0, depth_mult=1.0, resolution=224)
     assert 3.5 < b.flops / a.flops < 4.5
     assert a.params == b.params
-    assert measure_cost("efficientnet", 1.0, 1.0, 112, 1000) is a
+    assert measure_cost("efficientnet", width_mult=1.0, depth_mult=1.0, resolution=112) is a
 
 
 def test_cost_rejects_bad_resolution():
     with pytest.raises(ValueError):
-        measure_cost("efficientnet", 1.0, 1.0, 0, 1000)
+        measure_cost("efficientnet", width_mult=1.0, depth_mult=1.0, resolution=0)

@@ -18,8 +18,8 @@ from conftest import one_line_error
 from scalesearch.data import make_synthetic
 from scalesearch.scaling import grid_candidates
 
-FINAL = {"complete", "rejected", "pruned", "diverged", "oom"}
-TINY = ["--epochs", "1", "--step", "0.1"]
+FINAL = {"complete", "rejected", "pruned", "diverged", "oom", "failed"}
+TINY = ["--epochs", "1", "--step", "0.1", "--seeds", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_search_with_sampler_and_pruner(cli, in_tmp, tiny_npz):
 
 def _grid_cmd(data, out, *extra):
     return [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(data), "--out", str(out),
-            "--epochs", "2", "--step", "0.1", "--tolerance", "0.2", *extra]
+            "--epochs", "2", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1", *extra]
 
 
 def test_sigkill_mid_run_then_resume_runs_every_point_exactly_once(tmp_path, tiny_npz):

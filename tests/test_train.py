@@ -62,8 +62,8 @@ def test_graph_safe_sgd_matches_torch_sgd():
 
 def test_trainer_learns_an_easy_task_and_is_deterministic():
     splits = to_device(colour_data(), 16, CPU)
-    a = build_and_train("efficientnet", 0.25, 0.25, splits, 3, FAST, seed=1)
-    b = build_and_train("efficientnet", 0.25, 0.25, splits, 3, FAST, seed=1)
+    a, b = (build_and_train("efficientnet", width_mult=0.25, depth_mult=0.25, splits=splits, num_classes=3,
+                            config=FAST, seed=1) for _ in range(2))
     assert a.status == "ok" and a.epochs == 3
     assert a.accuracy > 0.6  # chance is 1/3
     assert a.val_history == b.val_history
@@ -72,8 +72,8 @@ def test_trainer_learns_an_easy_task_and_is_deterministic():
 
 def test_diverging_run_is_recorded_not_raised():
     splits = to_device(colour_data(), 16, CPU)
-    result = build_and_train("efficientnet", 0.25, 0.25, splits, 3,
-                             TrainConfig(epochs=2, batch_size=32, lr=1e12, warmup_fraction=0.01), seed=0)
+    result = build_and_train("efficientnet", width_mult=0.25, depth_mult=0.25, splits=splits, num_classes=3,
+                             config=TrainConfig(epochs=2, batch_size=32, lr=1e12, warmup_fraction=0.01), seed=0)
     assert result.status == "diverged"
     assert "loss" in result.reason and result.accuracy is None
 
@@ -116,7 +116,9 @@ def test_epoch_callback_can_prune():
         seen.append((epoch, acc))
         return True
 
-    result = build_and_train("efficientnet", 0.25, 0.25, to_device(colour_data(), 16, CPU), 3, FAST, 0, on_epoch)
+    result = build_and_train("efficientnet", width_mult=0.25, depth_mult=0.25,
+                             splits=to_device(colour_data(), 16, CPU), num_classes=3, config=FAST, seed=0,
+                             on_epoch=on_epoch)
     assert result.status == "pruned" and result.epochs == 1 and len(seen) == 1
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .registry import FamilySpec, OfficialMember, register
+from .registry import BuiltShape, FamilySpec, OfficialMember, register
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,14 @@ def build_efficientnet(
     return EfficientNet(width_mult, depth_mult, num_classes, dropout, stochastic_depth)
 
 
+def efficientnet_shape(*, width_mult: float, depth_mult: float, stages: tuple[StageSpec, ...] = B0_STAGES) -> BuiltShape:
+    """Blocks and widths (stem, each stage, head) that EfficientNet(width_mult, depth_mult) builds."""
+    last = round_channels(stages[-1].out_channels, width_mult)
+    widths = (round_channels(STEM_CHANNELS, width_mult),
+              *(round_channels(s.out_channels, width_mult) for s in stages), HEAD_FACTOR * last)
+    return BuiltShape(sum(round_repeats(s.repeats, depth_mult) for s in stages), widths)
+
+
 def efficientnet_dropout(phi: float) -> float:
     """Dropout grows with size as in the official table: 0.2 at B0/B1 up to 0.5 from B6 on."""
     return float(min(0.5, max(0.2, 0.2 + 0.1 * math.floor((phi) / 2 + 1e-9))))
@@ -216,5 +224,6 @@ register(
         dropout_for_phi=efficientnet_dropout,
         official=OFFICIAL,
         display_prefix="B",
+        built_shape=efficientnet_shape,
     )
 )

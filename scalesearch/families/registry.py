@@ -20,6 +20,14 @@ class OfficialMember:
 
 
 @dataclass(frozen=True)
+class BuiltShape:
+    """What rounding actually built: blocks in total and the channel width of each stage."""
+
+    blocks: int
+    widths: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     name: str
     #: build(width_mult, depth_mult, num_classes, dropout, stochastic_depth) -> nn.Module
@@ -30,6 +38,8 @@ class FamilySpec:
     official: Mapping[str, OfficialMember] = field(default_factory=dict)
     #: How members are named in tables: B0, B1, ... (negative φ gives "B-1").
     display_prefix: str = "φ"
+    #: built_shape(width_mult=..., depth_mult=...) -> BuiltShape, for effective coefficients; None if unknown.
+    built_shape: Callable[..., BuiltShape] | None = None
 
 
 _FAMILIES: dict[str, FamilySpec] = {}

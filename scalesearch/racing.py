@@ -1,0 +1,172 @@
+"""Racing: spend extra seeds only where they can change the answer, then state the verdict with a real test.
+
+Every accepted candidate trains once (seed 0). Then, round by round, each
+candidate that is not clearly behind the leader gets the next seed, the same
+seed index for all (so comparisons are paired), until only the leader is left
+or the contenders have `cap` seeds.
+
+A candidate is *clearly behind* the leader when
+  - they share at least MIN_TEST_SEEDS seeds and a one-sided paired t-test
+    (scipy.stats.ttest_rel) says the leader is better at level `alpha`; or
+  - they share fewer, and its mean trails the leader's by more than `z`
+    standard deviations of a one-seed difference (√2·σ, σ pooled from the
+    candidates that already have two or more seeds). Before any σ exists only
+    the best `first_round` candidates contend.
+The runner-up (the best of the rest) is only ever dropped by the t-test, so a
+race that ends with one contender always ends with a paired test behind it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from dataclasses import dataclass
+from typing import Hashable, Mapping
+
+#: A verdict rests on at least this many paired seeds (2 degrees of freedom): one
+#: degree of freedom makes the t-test's p-value meaninglessly unstable.
+MIN_TEST_SEEDS = 3
+
+Accuracies = Mapping[int, float]  # seed index -> validation accuracy
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Is `a` better than `b` on the same seeds? One-sided paired t-test."""
+
+    seeds: tuple[int, ...]
+    mean_difference: float  # mean of a - b
+    wins: int  # seeds where a > b
+    df: int  # degrees of freedom, len(seeds) - 1
+    t: float | None
+    p: float | None  # None when there is no test (fewer than 2 seeds, or every difference is zero)
+    test: str = "one-sided paired t-test (scipy.stats.ttest_rel)"
+
+    def to_dict(self) -> dict:
+        return {"test": self.test, "seeds": list(self.seeds), "mean_difference": self.mean_difference,
+                "wins": self.wins, "df": self.df, "t": self.t, "p_value": self.p}
+
+
+def paired_test(a: Accuracies, b: Accuracies) -> PairedTest:
+    """Full-precision accuracies paired by seed index; ValueError when the seed sets differ."""
+    if set(a) != set(b):
+        raise ValueError(f"cannot pair accuracies over different seeds: {sorted(a)} vs {sorted(b)}")
+    seeds = tuple(sorted(a))
+    diffs = [a[s] - b[s] for s in seeds]
+    mean = statistics.fmean(diffs) if diffs else 0.0
+    wins = sum(d > 0 for d in diffs)
+    if len(seeds) < 2:
+        return PairedTest(seeds, mean, wins, 0, None, None)
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "nearly identical data" when differences are equal
+        result = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds], alternative="greater")
+    t, p = float(result.statistic), float(result.pvalue)
+    if math.isnan(p):  # every difference zero: no evidence either way
+        return PairedTest(seeds, mean, wins, len(seeds) - 1, None, None)
+    return PairedTest(seeds, mean, wins, len(seeds) - 1, t, p)
+
+
+def _mean(accs: Accuracies) -> float:
+    return statistics.fmean(accs.values())
+
+
+def ranking(results: Mapping[Hashable, Accuracies]) -> list[Hashable]:
+    """Candidates by mean accuracy, best first (ties: more seeds first, then a stable order)."""
+    return sorted(results, key=lambda c: (-_mean(results[c]), -len(results[c]), str(c)))
+
+
+def pooled_seed_std(results: Mapping[Hashable, Accuracies]) -> float | None:
+    """Within-candidate standard deviation pooled over candidates with two or more seeds."""
+    num = den = 0.0
+    for accs in results.values():
+        if len(accs) >= 2:
+            num += statistics.variance(accs.values()) * (len(accs) - 1)
+            den += len(accs) - 1
+    return math.sqrt(num / den) if den else None
+
+
+def compare_common(a: Accuracies, b: Accuracies) -> PairedTest:
+    """The paired test on the seeds both have (stated in the result's `seeds`)."""
+    common = set(a) & set(b)
+    return paired_test({s: a[s] for s in common}, {s: b[s] for s in common})
+
+
+@dataclass(frozen=True)
+class RaceRound:
+    leader: Hashable | None
+    contenders: tuple[Hashable, ...]
+    next_items: tuple[tuple[Hashable, int], ...]  # (candidate, seed index) to train next
+    done: bool
+
+
+def race(results: Mapping[Hashable, Accuracies], *, cap: int, alpha: float = 0.05, z: float = 2.0,
+         first_round: int = 3) -> RaceRound:
+    """One decision of the race from the completed results (call it when nothing is pending)."""
+    order = ranking(results)
+    if not order:
+        return RaceRound(None, (), (), True)
+    leader, rest = order[0], order[1:]
+    sigma = pooled_seed_std(results)
+    contenders = [leader]
+    for rank, c in enumerate(rest, start=1):
+        common = set(results[c]) & set(results[leader])
+        if len(common) >= MIN_TEST_SEEDS:
+            test = compare_common(results[leader], results[c])
+            behind = test.p is not None and test.p < alpha
+        elif rank == 1:
+            behind = False  # the runner-up is dropped only by a test
+        elif sigma is None:
+            behind = rank >= first_round
+        else:
+            behind = _mean(results[c]) < _mean(results[leader]) - z * math.sqrt(2) * sigma
+        if not behind:
+            contenders.append(c)
+    if len(contenders) == 1:
+        return RaceRound(leader, (leader,), (), True)
+    most = max(len(results[c]) for c in contenders)
+    target = most if any(len(results[c]) < most for c in contenders) else most + 1
+    if target > cap:
+        return RaceRound(leader, tuple(contenders), (), True)
+    items = tuple((c, s) for c in contenders for s in range(target) if s not in results[c])
+    return RaceRound(leader, tuple(contenders), items, False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    winner: Hashable
+    runner_up: Hashable | None
+    test: PairedTest | None
+    alpha: float
+    separated: bool
+    text: str  # one line for the console and best.json
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha, "separated": self.separated, "text": self.text,
+                **({"test": self.test.to_dict()} if self.test else {"test": None})}
+
+
+def verdict(results: Mapping[Hashable, Accuracies], *, alpha: float = 0.05) -> Verdict | None:
+    """The leader against the runner-up, paired on the seeds they share."""
+    order = ranking(results)
+    if not order:
+        return None
+    winner = order[0]
+    if len(order) == 1:
+        return Verdict(winner, None, None, alpha, False, "only one candidate completed: nothing to compare")
+    runner = order[1]
+    test = compare_common(results[winner], results[runner])
+    n = len(test.seeds)
+    lead = f"winner ahead of the runner-up by {100 * test.mean_difference:+.2f} points on {n} paired seed(s)"
+    if test.p is None:
+        why = "one seed, no test" if n < 2 else "identical on every seed"
+        return Verdict(winner, runner, test, alpha, False, f"{lead}: not separated ({why})")
+    stats_text = f"t = {test.t:.2f}, df = {test.df}, one-sided p = {test.p:.3g}"
+    separated = n >= MIN_TEST_SEEDS and test.p < alpha
+    if separated:
+        return Verdict(winner, runner, test, alpha, True, f"{lead}: separated at alpha = {alpha:g} ({stats_text})")
+    short = f"; a verdict needs {MIN_TEST_SEEDS}+ seeds" if n < MIN_TEST_SEEDS else ""
+    return Verdict(winner, runner, test, alpha, False,
+                   f"{lead}: not separated at alpha = {alpha:g} ({stats_text}{short})")

@@ -1,0 +1,16 @@
+"""Coefficient search on Optuna: storage, the exactly-once queue, one candidate's objective, results, the loop.
+
+    storage    open the study's RDB storage, hide passwords, lock a run directory
+    queue      the exactly-once protocol (its invariants are in its docstring)
+    objective  one work item: budget-matched candidate, one seed trained
+    results    typed candidate records -> trials.csv, best.json
+    run        the loop every worker runs
+"""
+
+from .objective import CandidateFailed, Experiment
+from .results import TRIAL_COLUMNS, CandidateRecord
+from .run import RunResult, run_study
+from .storage import open_storage, redact_url
+
+__all__ = ["CandidateFailed", "CandidateRecord", "Experiment", "RunResult", "TRIAL_COLUMNS", "open_storage",
+           "redact_url", "run_study"]

@@ -1,0 +1,131 @@
+"""One work item: build the candidate at the budget (resolution matched), train it with one seed, record it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import optuna
+
+from ..budget import MatchedCandidate, build_matched
+from ..config import SearchConfig
+from ..scaling import Coefficients
+
+log = logging.getLogger("scalesearch.search")
+
+
+class CandidateFailed(Exception):
+    """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
+
+
+@dataclass
+class Experiment:
+    """What every trial of one run shares: config, proxy, data on the host, the baseline's measured cost."""
+
+    config: SearchConfig
+    proxy: object
+    data: object
+    device: object
+    base_flops: int
+    fingerprint: str  # of the data, computed once
+    notes: list[str] = field(default_factory=list)  # what preparation found, said once the study has opened
+    _candidates: dict = field(default_factory=dict)
+    _splits_cache: tuple | None = None
+
+    @classmethod
+    def prepare(cls, config: SearchConfig) -> "Experiment":
+        from ..cost import measure_cost
+        from ..data import load_data
+        from ..proxy import proxy_for
+        from ..train import resolve_device
+
+        device = resolve_device(config.device)
+        proxy = proxy_for(device.type).with_overrides(epochs=config.epochs)
+        data = load_data(config.data, seed=config.seed, image_size=proxy.image_size,
+                         synthetic_sizes=proxy.synthetic_sizes, **config.data_options())
+        base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
+                            resolution=proxy.resolution, num_classes=data.num_classes)
+        fingerprint = data.fingerprint
+        skipped = len(getattr(data, "skipped_files", []) or [])
+        notes = [f"data {data.name}: {len(data.train_labels)} train / {len(data.val_labels)} val images, "
+                 f"{data.num_classes} classes, fingerprint {fingerprint}"
+                 + (f"; {skipped} unreadable image file(s) skipped" if skipped else ""),
+                 f"proxy ({proxy.name}): width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
+                 f"{proxy.resolution}px = {base.flops / 1e6:.2f} M multiply-adds; {proxy.train.epochs} epochs, "
+                 f"seeds {config.seeds_label(proxy)} per candidate on {device.type}"]
+        return cls(config, proxy, data, device, base.flops, fingerprint, notes)
+
+    def identity(self) -> dict:
+        """What a resumed study must have been run with: anything that changes what a trial measures."""
+        cfg, proxy = self.config, self.proxy
+        return {
+            "mode": cfg.mode, "budget": cfg.budget, "tolerance": cfg.tolerance,
+            **({"step": cfg.step} if cfg.mode == "grid" else {}),
+            "family": cfg.family, "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
+            "epochs": proxy.train.epochs, "data": self.fingerprint,
+            "proxy": f"{proxy.name} (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
+                     f"{proxy.resolution}px, batch {proxy.train.batch_size}, lr {proxy.train.lr:g})",
+        }
+
+    def candidate(self, c: Coefficients) -> MatchedCandidate:
+        """The proxy scaled by (α, β), at the resolution whose measured FLOPs are nearest the budget."""
+        key = (c.alpha, c.beta, c.gamma)
+        if key not in self._candidates:
+            proxy = self.proxy
+            dims = proxy.scaled(c)
+            self._candidates[key] = build_matched(
+                self.config.family, depth_mult=dims.depth_mult, width_mult=dims.width_mult,
+                target_ratio=self.config.budget, base_flops=self.base_flops, base_depth=proxy.depth_mult,
+                base_width=proxy.width_mult, base_resolution=proxy.resolution, start_resolution=dims.resolution,
+                num_classes=self.data.num_classes)
+        return self._candidates[key]
+
+    def splits(self, resolution: int):
+        from ..train import to_device
+
+        if self._splits_cache is None or self._splits_cache[0] != resolution:
+            self._splits_cache = None  # free the previous resolution's tensors first
+            self._splits_cache = (resolution, to_device(self.data, resolution, self.device))
+        return self._splits_cache[1]
+
+    def evaluate(self, trial: optuna.Trial, c: Coefficients, seed_index: int) -> float:
+        """Measure, budget-check and train one seed. Raises TrialPruned (rejected/pruned) or CandidateFailed."""
+        from ..train import build_and_train
+
+        cfg = self.config
+        m = self.candidate(c)
+        for key, value in dict(alpha=c.alpha, beta=c.beta, gamma=c.gamma, alpha_eff=m.alpha_eff,
+                               beta_eff=m.beta_eff, gamma_eff=m.gamma_eff, depth_mult=m.depth_mult,
+                               width_mult=m.width_mult, resolution=m.resolution, flops=m.flops,
+                               flops_ratio=m.flops_ratio, params=m.params).items():
+            trial.set_user_attr(key, value)
+        lo, hi = cfg.budget * (1 - cfg.tolerance), cfg.budget * (1 + cfg.tolerance)
+        if not lo <= m.flops_ratio <= hi:
+            reason = (f"rejected: no resolution brings the rounded network within {cfg.budget:g}x "
+                      f"±{cfg.tolerance:.0%}; closest is {m.resolution}px at a measured FLOP ratio of "
+                      f"{m.flops_ratio:.3f}")
+            trial.set_user_attr("reason", reason)
+            trial.set_user_attr("outcome", "rejected")
+            raise optuna.TrialPruned(reason)
+
+        def on_epoch(epoch: int, acc: float) -> bool:
+            if seed_index != 0 or cfg.pruner == "none":
+                return False  # only the first seed reports to the pruner; extra seeds are for racing
+            trial.report(acc, epoch + 1)  # the step is the resource used: epochs done
+            return trial.should_prune()
+
+        result = build_and_train(cfg.family, width_mult=m.width_mult, depth_mult=m.depth_mult,
+                                 splits=self.splits(m.resolution), num_classes=self.data.num_classes,
+                                 config=self.proxy.train, seed=cfg.seed * 1000 + seed_index, on_epoch=on_epoch)
+        trial.set_user_attr("seconds", result.seconds)
+        if result.status == "pruned":
+            trial.set_user_attr("reason", result.reason)
+            trial.set_user_attr("outcome", "pruned")
+            raise optuna.TrialPruned(result.reason)
+        if result.status != "ok":
+            trial.set_user_attr("reason", f"{result.status}: {result.reason}")
+            trial.set_user_attr("outcome", result.status)
+            raise CandidateFailed(result.reason)
+        trial.set_user_attr("test_accuracy", result.test_accuracy)
+        trial.set_user_attr("outcome", "complete")
+        return result.accuracy

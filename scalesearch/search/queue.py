@@ -1,0 +1,156 @@
+"""The exactly-once work queue, kept entirely in an Optuna study.
+
+A *work item* is one candidate (its parameters: `alpha, beta` on the grid,
+`s1, s2` from a sampler) trained with one seed index. Every attempt at an item
+is an Optuna trial; the trial's user attribute `seed` holds the seed index (0
+for a trial a sampler proposes). The study in the storage is the only state:
+any worker on any machine reaches the same conclusions from it.
+
+Outcome of a trial (`trial_outcome`):
+  final      complete, rejected, pruned, diverged, oom, failed
+  retryable  interrupted (Ctrl-C; not counted as an attempt), error (an unexpected
+             exception in the trial), lost (FAIL with no outcome recorded: its
+             process died and its heartbeat went stale)
+  pending    waiting, running
+  stray      a duplicate attempt that stepped aside: ignored by everything here
+
+Invariants (each has a unit test in tests/test_queue.py):
+  I1 settled   An item is settled when one of its non-stray trials has a final
+               outcome, or when MAX_ATTEMPTS of its attempts ended in error or
+               lost; it then settles as failed, with the last error as reason.
+  I2 once      A trial may evaluate its item only if no lower-numbered non-stray
+               trial of that item is pending or final (`claim`). Trial numbers
+               are unique across workers and machines, so of two copies queued at
+               the same moment the lower one wins everywhere.
+  I3 no hole   Whenever a worker looks for work it re-queues every wanted item
+               that is neither settled nor pending (`ensure_queued`), not only
+               at start-up: work abandoned by a peer is picked up by the rest.
+  I4 honest    A worker stops only when every wanted item is settled and nothing
+               is pending; a study is complete iff every wanted item is settled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+FINAL = frozenset({"complete", "rejected", "pruned", "diverged", "oom", "failed"})
+RETRYABLE = frozenset({"interrupted", "error", "lost"})
+COUNTED = frozenset({"error", "lost"})  # attempts that may mean the candidate itself is broken
+PENDING = frozenset({"waiting", "running"})
+MAX_ATTEMPTS = 3
+
+#: An item's identity: its parameters (rounded against float noise) and its seed index.
+ItemKey = tuple
+
+
+def item_key(params: Mapping[str, float], seed: int) -> ItemKey:
+    return tuple(sorted((k, round(float(v), 9)) for k, v in params.items())), int(seed)
+
+
+def params_of(t: FrozenTrial) -> dict:
+    """The candidate a trial stands for: its queued parameters, else what it has suggested so far."""
+    return dict(t.system_attrs.get("fixed_params") or t.params)
+
+
+def key_of(t: FrozenTrial) -> ItemKey:
+    return item_key(params_of(t), int(t.user_attrs.get("seed", 0)))
+
+
+def trial_outcome(t: FrozenTrial) -> str:
+    """One of FINAL, RETRYABLE, PENDING or 'stray' (see the module docstring)."""
+    if t.user_attrs.get("stray"):
+        return "stray"
+    if t.state == TrialState.COMPLETE:
+        return "complete"
+    if t.state in (TrialState.RUNNING, TrialState.WAITING):
+        return t.state.name.lower()
+    outcome = t.user_attrs.get("outcome")
+    if t.state == TrialState.PRUNED:
+        return outcome if outcome in ("rejected", "pruned") else "pruned"
+    # FAIL. An outcome written just before a Ctrl-C or kill ("complete") must not pass for a result.
+    return outcome if outcome in ("diverged", "oom", "failed", "interrupted", "error") else "lost"
+
+
+@dataclass(frozen=True)
+class ItemStatus:
+    key: ItemKey
+    outcome: str  # a FINAL outcome, "pending", or "open" (it needs a new attempt)
+    trial: FrozenTrial | None  # the trial holding the result (the last attempt when it failed)
+    attempts: int  # attempts counted against MAX_ATTEMPTS
+    reason: str = ""
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome in FINAL
+
+
+def item_statuses(trials: Sequence[FrozenTrial]) -> dict[ItemKey, ItemStatus]:
+    """Every item that has at least one non-stray trial, with its status (I1)."""
+    groups: dict[ItemKey, list[FrozenTrial]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        if trial_outcome(t) != "stray" and params_of(t):
+            groups.setdefault(key_of(t), []).append(t)
+    return {key: _status(key, group) for key, group in groups.items()}
+
+
+def _status(key: ItemKey, group: list[FrozenTrial]) -> ItemStatus:
+    outcomes = [trial_outcome(t) for t in group]
+    counted = [t for t, o in zip(group, outcomes) if o in COUNTED]
+    final = next((t for t, o in zip(group, outcomes) if o in FINAL), None)
+    if final is not None:
+        return ItemStatus(key, trial_outcome(final), final, len(counted), final.user_attrs.get("reason", ""))
+    if any(o in PENDING for o in outcomes):
+        return ItemStatus(key, "pending", None, len(counted))
+    if len(counted) >= MAX_ATTEMPTS:
+        last = counted[-1]
+        why = last.user_attrs.get("reason") or "its process died (heartbeat went stale)"
+        return ItemStatus(key, "failed", last, len(counted), f"failed: gave up after {len(counted)} attempts; "
+                                                             f"last: {why}")
+    return ItemStatus(key, "open", None, len(counted))
+
+
+def claim(trials: Sequence[FrozenTrial], number: int) -> bool:
+    """May trial `number` evaluate its item? (I2) False when a lower-numbered twin is pending or final,
+    or when the item has already used up its attempts."""
+    me = next((t for t in trials if t.number == number), None)
+    if me is None:
+        return False
+    key = key_of(me)
+    counted = 0
+    for t in trials:
+        if t.number >= number or key_of(t) != key:
+            continue
+        outcome = trial_outcome(t)
+        if outcome in FINAL or outcome in PENDING:
+            return False
+        counted += outcome in COUNTED
+    return counted < MAX_ATTEMPTS
+
+
+def earlier_attempts(trials: Sequence[FrozenTrial], number: int) -> int:
+    """Counted attempts (error, lost) at the same item before trial `number`."""
+    me = next(t for t in trials if t.number == number)
+    key = key_of(me)
+    return sum(1 for t in trials if t.number < number and key_of(t) == key and trial_outcome(t) in COUNTED)
+
+
+def ensure_queued(study: optuna.Study, wanted: Iterable[tuple[Mapping[str, float], int]]) -> int:
+    """Queue every wanted (params, seed) item that is neither settled nor pending (I3). Returns how many."""
+    statuses = item_statuses(study.get_trials(deepcopy=False))
+    queued = 0
+    for params, seed in wanted:
+        key = item_key(params, seed)
+        status = statuses.get(key)
+        if status is None or status.outcome == "open":
+            study.enqueue_trial(dict(params), user_attrs={"seed": int(seed)})
+            statuses[key] = ItemStatus(key, "pending", None, status.attempts if status else 0)
+            queued += 1
+    return queued
+
+
+def settled_count(statuses: Mapping[ItemKey, ItemStatus], wanted: Iterable[ItemKey]) -> int:
+    return sum(1 for key in wanted if key in statuses and statuses[key].settled)

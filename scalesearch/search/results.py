@@ -1,0 +1,210 @@
+"""From the study's trials to typed candidate records, trials.csv and best.json.
+
+One candidate (a point of the grid, or a sampled point) may have several
+trials: one per seed index, plus any repeated attempts. Its record aggregates
+the seeds that completed; everything here is computed from the storage alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from optuna.trial import FrozenTrial, TrialState
+
+from ..racing import Verdict, verdict
+from ..scaling import Coefficients, coefficients_from_simplex, gamma_for_budget
+from .queue import ItemStatus, item_statuses, params_of
+
+#: trials.csv columns, in order (the interface contract, plus effective coefficients and test accuracy).
+TRIAL_COLUMNS = ("trial", "state", "alpha", "beta", "gamma", "alpha_eff", "beta_eff", "gamma_eff", "depth_mult",
+                 "width_mult", "resolution", "flops", "flops_ratio", "params", "accuracy", "accuracy_std", "seeds",
+                 "seed_accuracies", "test_accuracy", "seconds", "reason")
+
+_MEASURED = ("alpha_eff", "beta_eff", "gamma_eff", "depth_mult", "width_mult", "resolution", "flops",
+             "flops_ratio", "params")
+
+
+@dataclass
+class CandidateRecord:
+    """One candidate as the study knows it: nominal and effective coefficients, cost, seeds, outcome."""
+
+    trial: int  # the first trial of the candidate (its seed-0 attempt)
+    state: str  # complete, rejected, pruned, diverged, oom, failed, interrupted, running, waiting
+    alpha: float
+    beta: float
+    gamma: float
+    params_key: tuple  # the candidate's identity in the queue (its Optuna parameters)
+    alpha_eff: float | None = None
+    beta_eff: float | None = None
+    gamma_eff: float | None = None
+    depth_mult: float | None = None
+    width_mult: float | None = None
+    resolution: int | None = None
+    flops: int | None = None
+    flops_ratio: float | None = None
+    params: int | None = None
+    seed_accuracies: dict[int, float] = field(default_factory=dict)  # full precision, by seed index
+    test_accuracies: dict[int, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    reason: str = ""
+
+    @property
+    def accuracy(self) -> float | None:
+        return statistics.fmean(self.seed_accuracies.values()) if self.seed_accuracies else None
+
+    @property
+    def accuracy_std(self) -> float | None:
+        return statistics.stdev(self.seed_accuracies.values()) if len(self.seed_accuracies) > 1 else None
+
+    @property
+    def seeds(self) -> int:
+        return len(self.seed_accuracies)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return statistics.fmean(self.test_accuracies.values()) if self.test_accuracies else None
+
+    @property
+    def coefficients(self) -> dict:
+        return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma}
+
+    def row(self) -> dict:
+        """The trials.csv row: seed accuracies as `seed:accuracy` pairs at full precision."""
+        d = {c: getattr(self, c) for c in TRIAL_COLUMNS if c != "seed_accuracies"}
+        d["seed_accuracies"] = " ".join(f"{s}:{a!r}" for s, a in sorted(self.seed_accuracies.items()))
+        return d
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("params_key")
+        d["seed_accuracies"] = {str(s): a for s, a in sorted(self.seed_accuracies.items())}
+        d["test_accuracies"] = {str(s): a for s, a in sorted(self.test_accuracies.items())}
+        d.update(accuracy=self.accuracy, accuracy_std=self.accuracy_std, seeds=self.seeds,
+                 test_accuracy=self.test_accuracy)
+        return d
+
+
+def coefficients_from_params(params: dict, budget: float) -> Coefficients:
+    """Nominal (α, β, γ) of a candidate from its Optuna parameters (grid: α, β; sampler: s1, s2)."""
+    if "s1" in params:
+        return coefficients_from_simplex(params["s1"], params["s2"], budget)
+    return Coefficients(params["alpha"], params["beta"],
+                        max(1.0, gamma_for_budget(params["alpha"], params["beta"], budget)))
+
+
+def candidate_records(trials: Sequence[FrozenTrial], budget: float) -> list[CandidateRecord]:
+    """Every candidate in the study, in order of its first trial."""
+    statuses = item_statuses(trials)
+    by_candidate: dict[tuple, list[ItemStatus]] = {}
+    for key, status in statuses.items():
+        by_candidate.setdefault(key[0], []).append(status)
+    first_trial: dict[tuple, FrozenTrial] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        params = params_of(t)
+        if params and not t.user_attrs.get("stray"):
+            first_trial.setdefault(statuses_key(params), t)
+    records = []
+    for cand, items in by_candidate.items():
+        first = first_trial[cand]
+        c = coefficients_from_params(params_of(first), budget)
+        rec = CandidateRecord(first.number, "waiting", c.alpha, c.beta, c.gamma, cand)
+        _fill(rec, items, trials)
+        records.append(rec)
+    return sorted(records, key=lambda r: r.trial)
+
+
+def statuses_key(params: dict) -> tuple:
+    from .queue import item_key
+
+    return item_key(params, 0)[0]
+
+
+def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[FrozenTrial]) -> None:
+    mine = [t for t in trials if not t.user_attrs.get("stray") and statuses_key(params_of(t)) == rec.params_key]
+    measured = next((t for t in mine if "flops" in t.user_attrs), None)
+    if measured is not None:
+        for name in _MEASURED:
+            setattr(rec, name, measured.user_attrs.get(name))
+    problems, pending, open_ = [], False, False
+    for status in sorted(items, key=lambda s: s.key[1]):
+        seed, t = status.key[1], status.trial
+        if t is not None:
+            rec.seconds += float(t.user_attrs.get("seconds") or 0.0)
+        if status.outcome == "complete":
+            rec.seed_accuracies[seed] = float(t.value)
+            if t.user_attrs.get("test_accuracy") is not None:
+                rec.test_accuracies[seed] = float(t.user_attrs["test_accuracy"])
+        elif status.settled:
+            problems.append(status.outcome)
+            prefix = f"seed {seed}: " if seed else ""
+            rec.reason = rec.reason or prefix + (status.reason or status.outcome)
+        elif status.outcome == "pending":
+            pending = True
+        else:
+            open_ = True
+    if problems:
+        rec.state = problems[0]
+    elif pending:
+        rec.state = "running" if any(t.state == TrialState.RUNNING for t in mine) else "waiting"
+    elif open_:
+        rec.state = "interrupted"
+    else:
+        rec.state = "complete"
+
+
+def rows_to_csv(records: Sequence[CandidateRecord]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TRIAL_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.row().items()})
+    return buf.getvalue()
+
+
+def race_results(records: Sequence[CandidateRecord]) -> dict[tuple, dict[int, float]]:
+    """Completed candidates' seed accuracies: what racing and the verdict rank (a candidate with a
+    failed seed is out of the race: an unstable candidate is not a winner)."""
+    return {r.params_key: dict(r.seed_accuracies) for r in records if r.state == "complete" and r.seed_accuracies}
+
+
+def final_verdict(records: Sequence[CandidateRecord], alpha: float) -> tuple[CandidateRecord, Verdict] | None:
+    results = race_results(records)
+    v = verdict(results, alpha=alpha)
+    if v is None:
+        return None
+    by_key = {r.params_key: r for r in records}
+    return by_key[v.winner], v
+
+
+def best_payload(records: Sequence[CandidateRecord], *, budget: float, tolerance: float, alpha: float,
+                 complete: bool, extra: dict) -> dict | None:
+    """best.json: the winner (nominal and effective coefficients), its seeds, the verdict, and run facts."""
+    found = final_verdict(records, alpha)
+    if found is None:
+        return None
+    best, v = found
+    by_key = {r.params_key: r for r in records}
+    runner = by_key.get(v.runner_up) if v.runner_up is not None else None
+    comparison = None
+    if runner is not None:
+        comparison = {"runner_up_trial": runner.trial, "runner_up_accuracy": runner.accuracy,
+                      "runner_up_seed_accuracies": {str(s): a for s, a in sorted(runner.seed_accuracies.items())},
+                      "runner_up": runner.coefficients, "verdict": v.text}
+    trained = [r for r in records if r.state == "complete"]
+    return {
+        "alpha": best.alpha, "beta": best.beta, "gamma": best.gamma, "budget": budget,
+        "flops_factor": best.alpha * best.beta**2 * best.gamma**2,
+        "alpha_eff": best.alpha_eff, "beta_eff": best.beta_eff, "gamma_eff": best.gamma_eff,
+        "depth_mult": best.depth_mult, "width_mult": best.width_mult, "resolution": best.resolution,
+        "measured_flops_ratio": best.flops_ratio, "tolerance": tolerance,
+        "accuracy": best.accuracy, "accuracy_std": best.accuracy_std, "test_accuracy": best.test_accuracy,
+        "seeds": best.seeds, "seed_accuracies": {str(s): a for s, a in sorted(best.seed_accuracies.items())},
+        "trial": best.trial, "complete": complete,
+        "verdict": v.to_dict(), "comparison": comparison,
+        "completed_candidates": len(trained), "candidates": len(records),
+        **extra,
+    }

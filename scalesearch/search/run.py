@@ -1,0 +1,370 @@
+"""The run loop: open (or resume) the study, work the queue until every wanted item is settled, race seeds.
+
+Any number of these loops may work on one study at once (processes on one
+machine, or machines sharing a PostgreSQL storage); the queue module's
+invariants keep every item evaluated exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from ..config import SearchConfig
+from ..errors import UserError
+from ..fileio import atomic_write_json, atomic_write_text
+from ..racing import race
+from ..scaling import coefficients_from_simplex, grid_candidates
+from . import queue
+from .objective import CandidateFailed, Experiment
+from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
+from .storage import HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
+
+log = logging.getLogger("scalesearch.search")
+
+
+@dataclass
+class RunResult:
+    """What a finished (or interrupted) run leaves: the records, best.json's payload, and whether it is complete."""
+
+    out_dir: Path
+    records: list[CandidateRecord]
+    best: dict | None
+    complete: bool
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    """Mark RUNNING trials whose heartbeat went stale as FAIL (the queue then re-queues them)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def make_sampler(cfg: SearchConfig, nonce: int) -> optuna.samplers.BaseSampler:
+    """A sampler seeded from --seed *and* a nonce that differs per trial and per worker.
+
+    One fixed seed would make every worker, and every resumed run, replay the
+    same draws; the nonce (trials so far, worker index) keeps a fresh single run
+    reproducible while parallel and resumed ones draw new points.
+    """
+    seed = (cfg.seed * 1_000_003 + nonce) % (2**31 - 1)
+    if cfg.mode == "grid":
+        return optuna.samplers.RandomSampler(seed=seed)  # grid trials come from the queue; never used for them
+    if cfg.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, cfg.trials))
+    if cfg.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=min(3, cfg.trials))
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def make_pruner(cfg: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
+    """Pruners judge a candidate after each epoch but the last, so they need two epochs or more."""
+    if cfg.pruner != "none" and epochs < 2:
+        raise UserError(f"--pruner {cfg.pruner} needs 2 or more epochs (this proxy trains {epochs}): a pruner stops "
+                        "a candidate between epochs; use --epochs 2 or --pruner none")
+    if cfg.pruner == "median":
+        # No warm-up steps: with a few epochs, waiting one would leave nothing to prune.
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if cfg.pruner == "hyperband":
+        # Resource = epochs done. With few epochs Hyperband has one bracket whose first rung is epoch 1.
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(cfg: SearchConfig, exp: Experiment) -> optuna.Study:
+    """Create or load the study; refuse (UserError, one line) to resume a study run differently."""
+    storage = open_storage(cfg.storage_url)
+    study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
+                                sampler=make_sampler(cfg, 0), pruner=make_pruner(cfg, exp.proxy.train.epochs),
+                                load_if_exists=True)
+    current = exp.identity()
+    saved = study.user_attrs.get("experiment")
+    if saved is None and study.get_trials(deepcopy=False):
+        raise UserError(f"study {cfg.study_name!r} has trials but no record of how they were run (an older "
+                        "scalesearch?): use another --out or --study")
+    if saved is not None:
+        differ = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+        if differ:
+            said = "; ".join(f"{k}: study {saved.get(k)!r}, this command {current.get(k)!r}" for k in differ)
+            raise UserError(f"cannot resume study {cfg.study_name!r}: it was run differently ({said}); "
+                            "repeat the original options, or use another --out or --study")
+    else:
+        study.set_user_attr("experiment", current)
+        study.set_user_attr("budget", cfg.budget)
+    return study
+
+
+def _grid_params(cfg: SearchConfig) -> list[dict]:
+    return [{"alpha": c.alpha, "beta": c.beta} for c in grid_candidates(cfg.budget, cfg.step)]
+
+
+def candidate_params(trials) -> dict[tuple, dict]:
+    """Each candidate's exact parameters (from its first trial), by its queue identity."""
+    out: dict[tuple, dict] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        params = queue.params_of(t)
+        if params and queue.trial_outcome(t) != "stray":
+            out.setdefault(queue.item_key(params, 0)[0], params)
+    return out
+
+
+class Worker:
+    """One worker's view of the study: what is wanted, what to evaluate, when to stop."""
+
+    def __init__(self, cfg: SearchConfig, exp: Experiment, study: optuna.Study, worker_index: int = 0):
+        self.cfg, self.exp, self.study, self.worker_index = cfg, exp, study, worker_index
+        self.cap = cfg.seed_cap(exp.proxy)
+        self.racing = cfg.seeds == "auto"
+
+    # ------------------------------------------------------------ what the study should contain
+
+    def _first_seed_params(self, trials) -> list[dict]:
+        if self.cfg.mode == "grid":
+            return _grid_params(self.cfg)
+        # Sampled candidates: every non-stray seed-0 trial that got as far as its parameters.
+        seen, out = set(), []
+        for t in sorted(trials, key=lambda t: t.number):
+            if queue.trial_outcome(t) != "stray" and t.params and int(t.user_attrs.get("seed", 0)) == 0:
+                key = queue.item_key(queue.params_of(t), 0)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(queue.params_of(t))
+        return out
+
+    def wanted(self, trials) -> list[tuple[dict, int]]:
+        """Every (params, seed) item this run must settle, as far as the study shows now."""
+        items = [(p, 0) for p in self._first_seed_params(trials)]
+        keys = {queue.item_key(p, s) for p, s in items}
+        allowed = {k[0] for k in keys}
+        for t in trials:  # items queued earlier (extra seeds, racing rounds) stay wanted until settled
+            if queue.trial_outcome(t) == "stray" or "fixed_params" not in t.system_attrs:
+                continue
+            key = queue.key_of(t)
+            if key[0] in allowed and key not in keys:
+                keys.add(key)
+                items.append((queue.params_of(t), key[1]))
+        if not self.racing and self.cap > 1:
+            params_of = candidate_params(trials)
+            for rec in candidate_records(trials, self.cfg.budget):
+                if 0 in rec.seed_accuracies:
+                    params = params_of[rec.params_key]
+                    items += [(params, s) for s in range(1, self.cap) if queue.item_key(params, s) not in keys]
+        return items
+
+    def first_pass_done(self, trials) -> bool:
+        statuses = queue.item_statuses(trials)
+        firsts = [queue.item_key(p, 0) for p in self._first_seed_params(trials)]
+        if self.cfg.mode == "search" and len(firsts) < self.cfg.trials:
+            return False
+        return all(k in statuses and statuses[k].settled for k in firsts)
+
+    def progress(self, trials) -> tuple[int, int]:
+        """(settled, wanted) items, for the progress bar."""
+        wanted = self.wanted(trials)
+        statuses = queue.item_statuses(trials)
+        total = max(len(wanted), self.cfg.trials if self.cfg.mode == "search" else 0)
+        return queue.settled_count(statuses, [queue.item_key(p, s) for p, s in wanted]), total
+
+    # ------------------------------------------------------------ evaluating one trial
+
+    def objective(self, trial: optuna.Trial) -> float:
+        cfg, study = self.cfg, self.study
+        me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        if cfg.mode == "grid":
+            if "fixed_params" not in me.system_attrs:
+                return self._stray(trial, "not from the grid queue (another worker emptied it)")
+            hi_a, hi_b = max(1.0, cfg.budget**0.5), max(1.0, cfg.budget**0.25)
+            c = coefficients_from_params({"alpha": trial.suggest_float("alpha", 1.0, hi_a),
+                                          "beta": trial.suggest_float("beta", 1.0, hi_b)}, cfg.budget)
+        else:
+            c = coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
+                                          cfg.budget)
+        if "seed" not in me.user_attrs:
+            trial.set_user_attr("seed", 0)
+        if not queue.claim(study.get_trials(deepcopy=False), trial.number):
+            return self._stray(trial, "duplicate of a live or finished trial")
+        seed = int(me.user_attrs.get("seed", 0))
+        try:
+            return self.exp.evaluate(trial, c, seed)
+        except (optuna.TrialPruned, CandidateFailed):
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("outcome", "interrupted")
+            raise
+        except Exception as exc:  # noqa: BLE001 - any crash of one candidate is recorded; the run goes on
+            attempt = queue.earlier_attempts(study.get_trials(deepcopy=False), trial.number) + 1
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            outcome = "failed" if attempt >= queue.MAX_ATTEMPTS else "error"
+            reason = f"{type(exc).__name__}: {first} (attempt {attempt} of {queue.MAX_ATTEMPTS})"
+            trial.set_user_attr("reason", f"{outcome}: {reason}")
+            trial.set_user_attr("outcome", outcome)
+            log.warning("trial %d raised %s", trial.number, reason)
+            log.debug("".join(traceback.format_exception(exc)))
+            raise CandidateFailed(reason) from exc
+
+    @staticmethod
+    def _stray(trial: optuna.Trial, why: str) -> float:
+        trial.set_user_attr("stray", True)
+        raise optuna.TrialPruned(why)
+
+    # ------------------------------------------------------------ the loop
+
+    def work(self, after_trial: Callable, log_line: Callable[[str], None]) -> None:
+        study, cfg = self.study, self.cfg
+        waited_note = 0.0
+        while True:
+            _fail_stale_trials(study)
+            trials = study.get_trials(deepcopy=False)
+            with run_dir_lock(cfg.out_dir):  # one machine's workers never queue the same item twice
+                queue.ensure_queued(study, self.wanted(trials))
+            trials = study.get_trials(deepcopy=False)
+            waiting = [t for t in trials if t.state == TrialState.WAITING]
+            running = [t for t in trials if t.state == TrialState.RUNNING]
+            sampled = len(self._first_seed_params(trials))
+            sample_more = cfg.mode == "search" and sampled + sum(
+                1 for t in running if not t.params) < cfg.trials
+            if waiting or sample_more:
+                study.sampler = make_sampler(cfg, len(trials) * 64 + self.worker_index)
+                study.optimize(self.objective, n_trials=1, catch=(CandidateFailed,), callbacks=[after_trial])
+                continue
+            if running:
+                # Trials of other workers, or of a killed process whose heartbeat will go stale; then
+                # they are failed, re-queued above, and picked up here.
+                if time.monotonic() - waited_note > 60:
+                    log_line(f"waiting for {len(running)} running trial(s) of other or killed workers")
+                    waited_note = time.monotonic()
+                time.sleep(HEARTBEAT_SECONDS)
+                continue
+            if self.racing and self.first_pass_done(trials):
+                from .results import race_results
+
+                rnd = race(race_results(candidate_records(trials, cfg.budget)), cap=self.cap, alpha=cfg.alpha)
+                if rnd.next_items:
+                    params_of = candidate_params(trials)
+                    items = [(params_of[cand], seed) for cand, seed in rnd.next_items]
+                    with run_dir_lock(cfg.out_dir):
+                        added = queue.ensure_queued(study, items)
+                    if added:
+                        log_line(f"racing: {len(rnd.contenders)} contender(s) not clearly behind the leader get "
+                                 f"seed(s) up to {max(s for _, s in rnd.next_items) + 1}")
+                        continue
+            break
+
+
+def provenance(exp: Experiment) -> dict:
+    import torch
+    import typer
+
+    from .. import __version__
+
+    versions = {"scalesearch": __version__, "torch": torch.__version__, "optuna": optuna.__version__,
+                "typer": typer.__version__, "python": platform.python_version()}
+    try:
+        from importlib.metadata import version
+
+        versions["fvcore"] = version("fvcore")
+        versions["scipy"] = version("scipy")
+    except Exception:  # noqa: BLE001 - provenance is best effort
+        pass
+    device = str(exp.device)
+    if exp.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(exp.device)})"
+    else:
+        device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    data = exp.data
+    return {"versions": versions, "device": device,
+            "data": {"name": data.name, "num_classes": data.num_classes, "image_size": data.image_size,
+                     "train": len(data.train_labels), "val": len(data.val_labels),
+                     "test": 0 if data.test_labels is None else len(data.test_labels),
+                     "fingerprint": exp.fingerprint},
+            "proxy": {"name": exp.proxy.name, "width_mult": exp.proxy.width_mult,
+                      "depth_mult": exp.proxy.depth_mult, "resolution": exp.proxy.resolution,
+                      "train": exp.proxy.train.__dict__},
+            "command_line": exp.config.command_line, "config": exp.config.to_dict(),
+            "flop_convention": "multiply-adds, fvcore, batch 1, eval mode"}
+
+
+class Outputs:
+    """trials.csv always; best.json once a candidate completed; both atomic, from the storage alone."""
+
+    def __init__(self, cfg: SearchConfig, exp: Experiment):
+        self.cfg = cfg
+        # Computed once per run: provenance hashes nothing, but the data fingerprint behind it did.
+        self.extra = {"study": cfg.study_name, "storage": redact_url(cfg.storage_url), "mode": cfg.mode,
+                      "seeds_policy": cfg.seeds_label(exp.proxy), "provenance": provenance(exp)}
+
+    def write(self, study: optuna.Study, complete: bool) -> tuple[list[CandidateRecord], dict | None]:
+        cfg = self.cfg
+        records = candidate_records(study.get_trials(deepcopy=False), cfg.budget)
+        atomic_write_text(cfg.out_dir / "trials.csv", rows_to_csv(records))
+        best = best_payload(records, budget=cfg.budget, tolerance=cfg.tolerance, alpha=cfg.alpha, complete=complete,
+                            extra=self.extra)
+        if best is not None:
+            atomic_write_json(cfg.out_dir / "best.json", best)
+        return records, best
+
+
+def run_study(
+    cfg: SearchConfig,
+    exp: Experiment,
+    *,
+    on_trial: Callable[[dict], None] | None = None,
+    log_line: Callable[[str], None] = log.info,
+    on_progress: Callable[[int, int], None] | None = None,
+    worker_index: int = 0,
+) -> RunResult:
+    """Run (or resume) the study until every wanted item is settled.
+
+    On Ctrl-C the outputs are written from the storage before KeyboardInterrupt propagates.
+    """
+    with run_dir_lock(cfg.out_dir):
+        # Serialises this machine's workers while they create the schema and fill the queue.
+        study = open_study(cfg, exp)  # refuses a changed experiment before anything is said or trained
+        for note in [f"writing to {cfg.out_dir}/ (trials.csv, best.json); storage "
+                     f"{redact_url(cfg.storage_url) if cfg.storage else 'study.db'}", *exp.notes]:
+            log_line(note)
+        _fail_stale_trials(study)
+        worker = Worker(cfg, exp, study, worker_index)
+        trials = study.get_trials(deepcopy=False)
+        before = queue.item_statuses(trials)
+        added = queue.ensure_queued(study, worker.wanted(trials))
+    done, total = worker.progress(study.get_trials(deepcopy=False))
+    requeued = sum(1 for s in before.values() if s.outcome == "open")
+    what = f"{len(_grid_params(cfg))} grid points" if cfg.mode == "grid" else f"{cfg.trials} trials with {cfg.sampler}"
+    log_line(f"study {cfg.study_name}: {what}; {done} item(s) already settled, {added} queued"
+             + (f" ({requeued} interrupted re-queued)" if requeued else ""))
+    if on_progress is not None:
+        on_progress(done, total)
+    outputs = Outputs(cfg, exp)
+
+    def after_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        records, _ = outputs.write(study, complete=False)
+        if frozen.user_attrs.get("stray"):
+            return
+        if on_progress is not None:
+            on_progress(*worker.progress(study.get_trials(deepcopy=False)))
+        if on_trial is not None:
+            on_trial({"trial": frozen.number, "state": queue.trial_outcome(frozen), "value": frozen.value,
+                      **frozen.user_attrs})
+
+    complete = False
+    try:
+        worker.work(after_trial, log_line)
+        trials = study.get_trials(deepcopy=False)
+        statuses = queue.item_statuses(trials)
+        wanted = [queue.item_key(p, s) for p, s in worker.wanted(trials)]
+        complete = worker.first_pass_done(trials) and queue.settled_count(statuses, wanted) == len(wanted)
+    finally:
+        # Also on Ctrl-C and crashes: the files always reflect what the storage holds.
+        records, best = outputs.write(study, complete=complete)
+    return RunResult(cfg.out_dir, records, best, complete)
