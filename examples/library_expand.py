@@ -4,7 +4,7 @@
 """
 
 from scalesearch.cost import measure_cost
-from scalesearch.expand import expand_family
+from scalesearch.expansion import expand_family
 from scalesearch.report import to_markdown
 from scalesearch.scaling import Coefficients, parse_phi
 

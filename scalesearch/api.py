@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 from .config import SearchConfig
 from .errors import UserError
-from .search.run import RunResult
+from .engine.run import RunResult
 
 log = logging.getLogger("scalesearch")
 
@@ -30,9 +30,9 @@ def run_search(
     worker_index: int = 0,
 ) -> RunResult:
     """Validate `config`, prepare data and proxy, and run (or resume) its study to the end."""
-    from .search.objective import Experiment
-    from .search.run import run_study
-    from .search.storage import open_storage
+    from .engine.objective import Experiment
+    from .engine.run import run_study
+    from .engine.storage import open_storage
 
     cfg = config.validated()
     say = log_line or log.info
@@ -74,7 +74,7 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
            resolution_multiple: int = 8, match_budget: bool = False,
            on_member: Callable[[str], None] | None = None):
     """`scalesearch expand`: coefficients (given, from a run, or the paper's) or a preset -> measured members."""
-    from .expand import PRESET_COEFFICIENTS, expand_family, expand_preset
+    from .expansion import PRESET_COEFFICIENTS, expand_family, expand_preset
     from .sources import resolve_coefficients
 
     phis = list(phis)

@@ -8,7 +8,7 @@ import json
 from typing import Sequence
 
 from .cost import FLOP_CONVENTION
-from .expand import COLUMNS, FamilyMember
+from .expansion import COLUMNS, FamilyMember
 
 FORMATS = ("table", "csv", "md", "latex", "json")
 

@@ -160,3 +160,28 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     os.chmod(target, 0o640)
     atomic_write_text(target, "{}")  # rewriting keeps a mode the user chose
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_match_budget_holds_members_near_the_budget(cli):
+    """Paper coefficients: rounding puts B1 at +15% and B2 at +26%; matching the resolution (multiples of 8)
+    brings each within 5% of (α·β²·γ²)^φ, keeping its depth and width."""
+    args = ["expand", "--phi", "1..2", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--format", "json"]
+    code, plain, _ = cli(*args)
+    code2, matched, _ = cli(*args, "--match-budget")
+    assert code == code2 == 0
+    plain, matched = json.loads(plain)["members"], json.loads(matched)["members"]
+    for p, m in zip(plain, matched):
+        assert (m["depth_mult"], m["width_mult"]) == (p["depth_mult"], p["width_mult"])
+        assert m["resolution"] % 8 == 0
+        assert abs(m["ratio_error"]) <= 0.05 < abs(p["ratio_error"]), (p, m)
+
+
+def test_public_api_mirrors_the_cli():
+    import scalesearch
+
+    members = scalesearch.expand(alpha=1.2, beta=1.1, gamma=1.15, phis=[0, 1])
+    assert [m.name for m in members] == ["B0", "B1"] and members[0].flops == 399352864
+    with pytest.raises(scalesearch.UserError):
+        scalesearch.expand(alpha=1.2, phis=[1])  # β and γ missing
+    with pytest.raises(scalesearch.UserError, match="--budget"):
+        scalesearch.grid(budget=1.0)

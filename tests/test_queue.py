@@ -12,11 +12,11 @@ from optuna.trial import TrialState
 
 from scalesearch.config import SearchConfig
 from scalesearch.scaling import grid_candidates
-from scalesearch.search import queue
+from scalesearch.engine import queue
 from scalesearch.racing import MIN_TEST_SEEDS
-from scalesearch.search.results import candidate_records, final_verdict
-from scalesearch.search.run import Worker, make_sampler
-from scalesearch.search.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, SQLITE_LOCK_TIMEOUT, open_storage
+from scalesearch.engine.results import candidate_records, final_verdict
+from scalesearch.engine.run import Worker, make_sampler
+from scalesearch.engine.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, SQLITE_LOCK_TIMEOUT, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 P = {"alpha": 1.1, "beta": 1.0}

@@ -10,8 +10,8 @@ from conftest import one_line_error
 from scalesearch.config import SearchConfig
 from scalesearch.data import make_synthetic
 from scalesearch.errors import UserError
-from scalesearch.search.run import make_pruner
-from scalesearch.search.storage import redact_url
+from scalesearch.engine.run import make_pruner
+from scalesearch.engine.storage import redact_url
 
 ONE_POINT = ["--budget", "2x", "--step", "0.5", "--epochs", "1", "--seeds", "1"]  # the grid is the single (1, 1)
 

@@ -223,3 +223,56 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path, tiny_npz):
     after = points(read_trials(out))
     assert set(after) == {(round(c.alpha, 6), round(c.beta, 6)) for c in grid_candidates(2.0, 0.1)}
     assert set(after.values()) == {1}
+
+
+def _drill(tmp_path, data, extra):
+    """Three workers on one study; one is SIGKILLed and one Ctrl-C'd mid-trial; the third finishes the grid."""
+    out = tmp_path / "drill"
+    cmd = _grid_cmd(data, out, "--epochs", "1", *extra)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                              env=env) for _ in range(3)]
+    deadline = time.time() + 180
+    while time.time() < deadline:  # until a trial completed: all three are then working
+        if (out / "trials.csv").exists() and any(r["state"] == "complete" for r in read_trials(out)):
+            break
+        time.sleep(0.2)
+    procs[0].send_signal(signal.SIGKILL)
+    procs[1].send_signal(signal.SIGINT)
+    procs[0].wait()
+    _, err = procs[1].communicate(timeout=120)
+    assert procs[1].returncode == 130 and "Traceback" not in err, err[-2000:]
+    _, err = procs[2].communicate(timeout=400)
+    assert procs[2].returncode == 0, err[-2000:]
+    return out
+
+
+def _assert_settled_exactly_once(out, study):
+    rows = read_trials(out)
+    expected = {(round(c.alpha, 6), round(c.beta, 6)) for c in grid_candidates(2.0, 0.1)}
+    assert set(points(rows)) == expected and set(points(rows).values()) == {1}
+    assert all(r["state"] in FINAL for r in rows), [r["state"] for r in rows]
+    states = Counter(t.state for t in study.trials)
+    assert states[optuna.trial.TrialState.RUNNING] == 0 and states[optuna.trial.TrialState.WAITING] == 0
+    # Exactly once: one evaluated (non-stray, final) trial per grid point.
+    from scalesearch.engine import queue
+
+    evaluated = Counter(queue.key_of(t) for t in study.trials if queue.trial_outcome(t) in queue.FINAL)
+    assert set(evaluated.values()) == {1} and len(evaluated) == len(expected)
+    assert json.loads((out / "best.json").read_text())["complete"] is True
+
+
+def test_three_workers_one_killed_one_interrupted_on_sqlite(tmp_path, tiny_npz):
+    out = _drill(tmp_path, tiny_npz, [])
+    study = optuna.load_study(study_name="scalesearch-grid-2x", storage=f"sqlite:///{out / 'study.db'}")
+    _assert_settled_exactly_once(out, study)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("SCALESEARCH_TEST_POSTGRES_URL"),
+                    reason="set SCALESEARCH_TEST_POSTGRES_URL (.ci/run starts a server)")
+def test_three_workers_one_killed_one_interrupted_on_postgresql(tmp_path, tiny_npz):
+    url = os.environ["SCALESEARCH_TEST_POSTGRES_URL"]
+    name = f"drill-{os.getpid()}-{int(time.time())}"
+    out = _drill(tmp_path, tiny_npz, ["--storage", url, "--study", name])
+    _assert_settled_exactly_once(out, optuna.load_study(study_name=name, storage=url))

@@ -28,7 +28,7 @@ from .objective import CandidateFailed, Experiment
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
 from .storage import HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
 
-log = logging.getLogger("scalesearch.search")
+log = logging.getLogger("scalesearch.engine")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from ..budget import MatchedCandidate, build_matched
 from ..config import SearchConfig
 from ..scaling import Coefficients
 
-log = logging.getLogger("scalesearch.search")
+log = logging.getLogger("scalesearch.engine")
 
 
 class CandidateFailed(Exception):

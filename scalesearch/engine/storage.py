@@ -81,7 +81,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats; UserError (one line, password hidden) when it cannot be opened.
 
     Trials of dead workers are failed by `fail_stale_trials` and re-queued by
-    the work queue (scalesearch.search.queue), not by Optuna's retry callback:
+    the work queue (scalesearch.engine.queue), not by Optuna's retry callback:
     one mechanism re-queues everything, so attempts are counted in one place.
     """
     from optuna.storages import RDBStorage

@@ -1,4 +1,4 @@
-"""Coefficient search on Optuna: storage, the exactly-once queue, one candidate's objective, results, the loop.
+"""The search engine on Optuna: storage, the exactly-once queue, one candidate's objective, results, the loop.
 
     storage    open the study's RDB storage, hide passwords, lock a run directory
     queue      the exactly-once protocol (its invariants are in its docstring)
