@@ -6,7 +6,7 @@ from torch import nn
 
 from scalesearch.data import ImageData
 from scalesearch.families import get_family
-from scalesearch.train import GraphSafeSGD, TrainConfig, build_and_train, lr_schedule, to_device, train_proxy
+from scalesearch.train import GraphSafeAdamW, GraphSafeSGD, TrainConfig, build_and_train, lr_schedule, to_device, train_proxy
 
 
 def colour_data(n_train=600, n_val=200, size=16, seed=0):
@@ -33,6 +33,32 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     assert s.max() == pytest.approx(0.4)
     assert s[-1] < 0.001
     assert torch.all(s[10:-1] >= s[11:])
+
+
+def test_graph_safe_adamw_matches_torch_adamw():
+    torch.manual_seed(0)
+    # No conv bias before the norm: its gradient is rounding noise, which Adam would amplify into chaos.
+    ours = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    ours(torch.zeros(1, 3, 6, 6))
+    ref = type(ours)(*[m for m in __import__("copy").deepcopy(ours)])
+    lr = torch.tensor(0.01)
+    opt = GraphSafeAdamW(ours, lr, weight_decay=0.05)
+    decay = [p for p in ref.parameters() if p.ndim > 1]
+    rest = [p for p in ref.parameters() if p.ndim <= 1]
+    torch_opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
+                                  lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    for step in range(5):
+        x = torch.randn(5, 3, 6, 6)
+        for model in (ours, ref):
+            model.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+        opt.step()
+        torch_opt.step()
+        lr.fill_(0.01 / (step + 2))  # the schedule changes lr between steps, as the trainer's table does
+        for g in torch_opt.param_groups:
+            g["lr"] = 0.01 / (step + 2)
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_graph_safe_sgd_matches_torch_sgd():
