@@ -67,6 +67,7 @@ class MatchedCandidate:
     alpha_eff: float | None  # what rounding made of α: built blocks / base blocks
     beta_eff: float | None  # geometric mean over stages of built channels / base channels
     gamma_eff: float  # resolution / base resolution
+    network: str | None  # the architecture and input size as built; equal strings train identically
 
     @property
     def flops_factor_eff(self) -> float | None:
@@ -110,5 +111,10 @@ def describe_candidate(family: str, *, depth_mult: float, width_mult: float, res
                         num_classes=num_classes)
     alpha_eff, beta_eff = effective_depth_width(family, depth_mult=depth_mult, width_mult=width_mult,
                                                 base_depth=base_depth, base_width=base_width)
+    shape_of = get_family(family).built_shape
+    network = None
+    if shape_of is not None:
+        shape = shape_of(width_mult=width_mult, depth_mult=depth_mult)
+        network = f"{family} blocks {list(shape.repeats)} widths {list(shape.widths)} at {resolution}px"
     return MatchedCandidate(depth_mult, width_mult, resolution, cost.flops, cost.params, cost.flops / base_flops,
-                            alpha_eff, beta_eff, resolution / base_resolution)
+                            alpha_eff, beta_eff, resolution / base_resolution, network)

@@ -69,6 +69,18 @@ def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz)
     # The run directory's storage is the source of truth: the study is there with every trial.
     study = optuna.load_study(study_name="scalesearch-grid-2x", storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.trials) == len(rows)
+    # Rounding builds some grid points into the same network: it is trained once, the others reuse the result.
+    networks = {}
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            networks.setdefault(t.user_attrs["network"], []).append(t)
+    merged = [group for group in networks.values() if len(group) > 1]
+    assert merged
+    for group in merged:
+        assert len({t.value for t in group}) == 1
+        assert sum("same_network_as" not in t.user_attrs for t in group) == 1
+        reused = [r for r in rows if int(r["trial"]) in {t.number for t in group} and "same network" in r["reason"]]
+        assert len(reused) == len(group) - 1
     # expand --from picks the winner up.
     code, out_text, err = cli("expand", "--phi", "1", "--from", out, "--format", "json")
     assert code == 0 and json.loads(out_text)["alpha"] == best["alpha"]
@@ -77,7 +89,7 @@ def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz)
 def test_search_with_sampler_and_pruner(cli, in_tmp, tiny_npz):
     out = in_tmp / "s"
     code, _, err = cli("search", "--budget", "2x", "--trials", "4", "--sampler", "random", "--pruner", "median",
-                       "--data", tiny_npz, "--out", out, "--epochs", "2", "--tolerance", "0.3")
+                       "--data", tiny_npz, "--out", out, "--epochs", "2", "--tolerance", "0.3", "--seeds", "1")
     assert code in (0, 1), err  # 1 only if no candidate completed
     rows = read_trials(out)
     assert len([r for r in rows if r["state"] in FINAL]) == 4
@@ -86,7 +98,7 @@ def test_search_with_sampler_and_pruner(cli, in_tmp, tiny_npz):
         assert c == pytest.approx(2.0, rel=1e-9)  # the simplex keeps every sample on the budget
     # Running it again resumes: nothing new runs, nothing is lost.
     code, _, err = cli("search", "--budget", "2x", "--trials", "4", "--sampler", "random", "--pruner", "median",
-                       "--data", tiny_npz, "--out", out, "--epochs", "2", "--tolerance", "0.3")
+                       "--data", tiny_npz, "--out", out, "--epochs", "2", "--tolerance", "0.3", "--seeds", "1")
     assert len(read_trials(out)) == len(rows)
 
 
@@ -276,3 +288,22 @@ def test_three_workers_one_killed_one_interrupted_on_postgresql(tmp_path, tiny_n
     name = f"drill-{os.getpid()}-{int(time.time())}"
     out = _drill(tmp_path, tiny_npz, ["--storage", url, "--study", name])
     _assert_settled_exactly_once(out, optuna.load_study(study_name=name, storage=url))
+
+
+@pytest.mark.parametrize("sampler, pruner", [("tpe", "hyperband"), ("cmaes", "none")])
+def test_every_sampler_and_pruner_runs_from_the_command_line(cli, in_tmp, tiny_npz, sampler, pruner):
+    out = in_tmp / "s"
+    code, _, err = cli("search", "--budget", "2x", "--trials", "3", "--sampler", sampler, "--pruner", pruner,
+                       "--data", tiny_npz, "--out", out, "--epochs", "2", "--seeds", "1", "--tolerance", "0.3")
+    assert code == 0, err
+    rows = read_trials(out)
+    assert len(rows) == 3 and all(r["state"] in FINAL for r in rows)
+    assert json.loads((out / "best.json").read_text())["complete"] is True
+
+
+def test_expand_says_when_its_run_is_incomplete(cli, in_tmp):
+    run = in_tmp / "half"
+    run.mkdir()
+    (run / "best.json").write_text(json.dumps({"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "complete": False}))
+    code, out, err = cli("expand", "--phi", "1", "--from", run, "--format", "csv")
+    assert code == 0 and "not complete" in " ".join(err.split())

@@ -80,6 +80,17 @@ class Experiment:
                 num_classes=self.data.num_classes)
         return self._candidates[key]
 
+    @staticmethod
+    def _trained_twin(trial: optuna.Trial, network: str | None, seed_index: int):
+        """A completed trial of this study that trained the same network with the same seed, if any."""
+        if network is None:
+            return None
+        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.user_attrs.get("network") == network and int(t.user_attrs.get("seed", 0)) == seed_index \
+                    and "same_network_as" not in t.user_attrs:
+                return t
+        return None
+
     def splits(self, resolution: int):
         from ..train import to_device
 
@@ -97,7 +108,7 @@ class Experiment:
         for key, value in dict(alpha=c.alpha, beta=c.beta, gamma=c.gamma, alpha_eff=m.alpha_eff,
                                beta_eff=m.beta_eff, gamma_eff=m.gamma_eff, depth_mult=m.depth_mult,
                                width_mult=m.width_mult, resolution=m.resolution, flops=m.flops,
-                               flops_ratio=m.flops_ratio, params=m.params).items():
+                               flops_ratio=m.flops_ratio, params=m.params, network=m.network).items():
             trial.set_user_attr(key, value)
         lo, hi = cfg.budget * (1 - cfg.tolerance), cfg.budget * (1 + cfg.tolerance)
         if not lo <= m.flops_ratio <= hi:
@@ -107,6 +118,17 @@ class Experiment:
             trial.set_user_attr("reason", reason)
             trial.set_user_attr("outcome", "rejected")
             raise optuna.TrialPruned(reason)
+
+        twin = self._trained_twin(trial, m.network, seed_index)
+        if twin is not None:
+            # Rounding can build the very same network from two grid points; with the same seed it trains
+            # to the same numbers (training is deterministic per seed), so the result is reused, not redone.
+            trial.set_user_attr("same_network_as", twin.number)
+            trial.set_user_attr("reason", f"same network as trial {twin.number}: result reused")
+            trial.set_user_attr("test_accuracy", twin.user_attrs.get("test_accuracy"))
+            trial.set_user_attr("seconds", 0.0)
+            trial.set_user_attr("outcome", "complete")
+            return float(twin.value)
 
         def on_epoch(epoch: int, acc: float) -> bool:
             if seed_index != 0 or cfg.pruner == "none":

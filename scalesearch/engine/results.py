@@ -25,7 +25,7 @@ TRIAL_COLUMNS = ("trial", "state", "alpha", "beta", "gamma", "alpha_eff", "beta_
                  "seed_accuracies", "test_accuracy", "seconds", "reason")
 
 _MEASURED = ("alpha_eff", "beta_eff", "gamma_eff", "depth_mult", "width_mult", "resolution", "flops",
-             "flops_ratio", "params")
+             "flops_ratio", "params", "network")
 
 
 @dataclass
@@ -47,6 +47,7 @@ class CandidateRecord:
     flops: int | None = None
     flops_ratio: float | None = None
     params: int | None = None
+    network: str | None = None  # the architecture as built; candidates with equal strings are one experiment
     seed_accuracies: dict[int, float] = field(default_factory=dict)  # full precision, by seed index
     test_accuracies: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -136,6 +137,8 @@ def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[Frozen
             rec.seconds += float(t.user_attrs.get("seconds") or 0.0)
         if status.outcome == "complete":
             rec.seed_accuracies[seed] = float(t.value)
+            if seed == 0 and "same_network_as" in t.user_attrs:
+                rec.reason = t.user_attrs.get("reason", "")
             if t.user_attrs.get("test_accuracy") is not None:
                 rec.test_accuracies[seed] = float(t.user_attrs["test_accuracy"])
         elif status.settled:
@@ -166,9 +169,22 @@ def rows_to_csv(records: Sequence[CandidateRecord]) -> str:
 
 
 def race_results(records: Sequence[CandidateRecord]) -> dict[tuple, dict[int, float]]:
-    """Completed candidates' seed accuracies: what racing and the verdict rank (a candidate with a
-    failed seed is out of the race: an unstable candidate is not a winner)."""
-    return {r.params_key: dict(r.seed_accuracies) for r in records if r.state == "complete" and r.seed_accuracies}
+    """Completed candidates' seed accuracies: what racing and the verdict rank.
+
+    A candidate with a failed seed is out of the race (an unstable candidate is not a winner), and grid
+    points that rounding built into the same network race once, as their first grid point: a network
+    cannot be "separated" from itself.
+    """
+    out, networks = {}, set()
+    for r in sorted(records, key=lambda r: r.trial):
+        if r.state != "complete" or not r.seed_accuracies:
+            continue
+        if r.network is not None:
+            if r.network in networks:
+                continue
+            networks.add(r.network)
+        out[r.params_key] = dict(r.seed_accuracies)
+    return out
 
 
 def final_verdict(records: Sequence[CandidateRecord], alpha: float) -> tuple[CandidateRecord, Verdict] | None:

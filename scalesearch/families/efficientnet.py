@@ -194,7 +194,8 @@ def efficientnet_shape(*, width_mult: float, depth_mult: float, stages: tuple[St
     last = round_channels(stages[-1].out_channels, width_mult)
     widths = (round_channels(STEM_CHANNELS, width_mult),
               *(round_channels(s.out_channels, width_mult) for s in stages), HEAD_FACTOR * last)
-    return BuiltShape(sum(round_repeats(s.repeats, depth_mult) for s in stages), widths)
+    repeats = tuple(round_repeats(s.repeats, depth_mult) for s in stages)
+    return BuiltShape(sum(repeats), widths, repeats)
 
 
 def efficientnet_dropout(phi: float) -> float:

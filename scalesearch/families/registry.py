@@ -25,6 +25,7 @@ class BuiltShape:
 
     blocks: int
     widths: tuple[int, ...]
+    repeats: tuple[int, ...] = ()  # blocks per stage: with widths, the whole architecture
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""Racing and the verdict, against scipy's own paired t-test and hand-built seed tables."""
+
+import pytest
+from scipy import stats
+
+from scalesearch.racing import MIN_TEST_SEEDS, paired_test, pooled_seed_std, race, verdict
+
+
+def test_paired_test_is_scipys_one_sided_ttest_rel_at_full_precision():
+    a = {0: 0.5123456789, 1: 0.5234567891, 2: 0.5411111111, 3: 0.5300000001}
+    b = {0: 0.5023456789, 1: 0.5204567891, 2: 0.5211111111, 3: 0.5310000001}
+    test = paired_test(a, b)
+    ref = stats.ttest_rel(list(a.values()), list(b.values()), alternative="greater")
+    assert test.p == pytest.approx(float(ref.pvalue), rel=1e-12) and test.t == pytest.approx(float(ref.statistic))
+    assert test.df == 3 and test.wins == 3 and test.seeds == (0, 1, 2, 3)
+
+
+def test_paired_test_refuses_mismatched_seeds_instead_of_truncating():
+    with pytest.raises(ValueError, match="different seeds"):
+        paired_test({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.4, 1: 0.5})
+    with pytest.raises(ValueError):
+        paired_test({0: 0.5, 1: 0.6}, {0: 0.4, 2: 0.5})  # same count, other seeds
+
+
+def test_one_seed_never_claims_a_winner():
+    v = verdict({"a": {0: 0.60}, "b": {0: 0.59}})
+    assert v.winner == "a" and not v.separated and "one seed" in v.text and v.test.p is None
+
+
+def test_two_seeds_are_not_enough_for_a_verdict_even_with_a_tiny_p():
+    v = verdict({"a": {0: 0.60, 1: 0.70}, "b": {0: 0.50, 1: 0.601}})
+    assert not v.separated and f"{MIN_TEST_SEEDS}+ seeds" in v.text
+
+
+def test_a_clear_leader_is_separated_and_the_numbers_are_stated():
+    v = verdict({"a": {0: 0.60, 1: 0.62, 2: 0.61}, "b": {0: 0.50, 1: 0.53, 2: 0.50}})
+    assert v.separated and v.test.df == 2 and "p = " in v.text and "df = 2" in v.text
+
+
+def test_race_first_round_takes_the_top_three_then_uses_pooled_noise():
+    one_seed = {f"c{i}": {0: 0.50 + 0.01 * i} for i in range(8)}
+    rnd = race(one_seed, cap=4)
+    assert set(rnd.contenders) == {"c7", "c6", "c5"} and not rnd.done
+    assert set(rnd.next_items) == {("c7", 1), ("c6", 1), ("c5", 1)}
+    # After that round the seed noise is known (σ ≈ 0.03): candidates within 2·√2·σ of the leader rejoin.
+    results = dict(one_seed, c7={0: 0.57, 1: 0.52}, c6={0: 0.56, 1: 0.61}, c5={0: 0.55, 1: 0.50})
+    sigma = pooled_seed_std(results)
+    rnd = race(results, cap=4)
+    leader_mean = 0.585
+    expect = {c for c, accs in results.items() if len(accs) == 2 or accs[0] >= leader_mean - 2 * 2**0.5 * sigma}
+    assert set(rnd.contenders) == expect and rnd.leader == "c6"
+    assert all(seed == 1 for _, seed in rnd.next_items)  # laggards catch up before anyone gets seed 2
+
+
+def test_race_stops_at_the_cap_or_when_only_the_leader_is_left():
+    tied = {"a": {s: 0.5 + 0.001 * (s % 2) for s in range(4)}, "b": {s: 0.5 + 0.001 * ((s + 1) % 2) for s in range(4)}}
+    assert race(tied, cap=4).done and race(tied, cap=4).next_items == ()
+    clear = {"a": {0: 0.9, 1: 0.91, 2: 0.92}, "b": {0: 0.5, 1: 0.52, 2: 0.49}}
+    rnd = race(clear, cap=5)
+    assert rnd.done and rnd.contenders == ("a",)
