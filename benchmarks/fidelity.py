@@ -5,8 +5,9 @@
     python benchmarks/fidelity.py --long-factor 4 --top 6 --long-seeds 2
 
 (a) Two independent default grids (`--seed 0` and `--seed 1`: other generated data, split and
-    initialisation). Spearman rank correlation of their accuracies over the grid points both trained,
-    and where each run's winner ranks in the other run.
+    initialisation). Spearman rank correlation of their accuracies over the distinct networks both
+    trained (grid points that rounding builds into one network count once), and where each run's
+    winner ranks in the other run.
 (b) The proxy's ranking against a long-training ranking of the same candidates: the top `--top`
     candidates of run (a, seed 0) retrained with `--long-factor` times the epochs and `--long-seeds`
     seeds each, on the same data; Spearman between the proxy's and the long ranking.
@@ -30,13 +31,15 @@ from scalesearch.config import SearchConfig
 from scalesearch.scaling import Coefficients
 
 
-def point(record) -> tuple[float, float]:
-    return round(record.alpha, 6), round(record.beta, 6)
-
-
-def ranked(records) -> list:
-    done = [r for r in records if r.state == "complete"]
-    return sorted(done, key=lambda r: -r.accuracy)
+def networks(records) -> list:
+    """Trained candidates, one per distinct network (grid points rounding built alike are one experiment),
+    best first."""
+    seen, out = set(), []
+    for r in sorted((r for r in records if r.state == "complete"), key=lambda r: (-r.accuracy, r.trial)):
+        if r.network not in seen:
+            seen.add(r.network)
+            out.append(r)
+    return out
 
 
 def agreement(out_root: Path, epochs: int | None) -> dict:
@@ -45,16 +48,23 @@ def agreement(out_root: Path, epochs: int | None) -> dict:
         start = time.perf_counter()
         result = scalesearch.grid(seed=seed, out=out_root / f"seed{seed}", epochs=epochs)
         runs[seed] = {"result": result, "seconds": time.perf_counter() - start}
-    acc = {seed: {point(r): r.accuracy for r in ranked(runs[seed]["result"].records)} for seed in runs}
+    ranked = {seed: networks(runs[seed]["result"].records) for seed in runs}
+    acc = {seed: {r.network: r.accuracy for r in ranked[seed]} for seed in runs}
     common = sorted(set(acc[0]) & set(acc[1]))
-    rho = stats.spearmanr([acc[0][p] for p in common], [acc[1][p] for p in common])
-    order = {seed: [point(r) for r in ranked(runs[seed]["result"].records)] for seed in runs}
-    winners = {seed: order[seed][0] for seed in runs}
+    rho = stats.spearmanr([acc[0][n] for n in common], [acc[1][n] for n in common])
+    order = {seed: [r.network for r in ranked[seed]] for seed in runs}
+    winners = {seed: ranked[seed][0] for seed in runs}
+
+    def rank_in(other: int, winner) -> int | None:
+        return order[other].index(winner.network) + 1 if winner.network in order[other] else None
+
     return {
-        "common_points": len(common), "spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
-        "winner_seed0": winners[0], "winner_seed1": winners[1],
-        "rank_of_seed0_winner_in_seed1": order[1].index(winners[0]) + 1 if winners[0] in order[1] else None,
-        "rank_of_seed1_winner_in_seed0": order[0].index(winners[1]) + 1 if winners[1] in order[0] else None,
+        "common_networks": len(common), "spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
+        "winner_seed0": winners[0].coefficients, "winner_seed1": winners[1].coefficients,
+        "rank_of_seed0_winner_in_seed1": rank_in(1, winners[0]),
+        "rank_of_seed1_winner_in_seed0": rank_in(0, winners[1]),
+        "accuracies": {seed: [{"network": r.network, **r.coefficients, "resolution": r.resolution,
+                               "accuracy": r.accuracy, "seeds": r.seeds} for r in ranked[seed]] for seed in runs},
         "seconds": {seed: runs[seed]["seconds"] for seed in runs},
         "trained": {seed: sum(r.state == "complete" for r in runs[seed]["result"].records) for seed in runs},
         "points": {seed: len(runs[seed]["result"].records) for seed in runs},
@@ -66,7 +76,7 @@ def agreement(out_root: Path, epochs: int | None) -> dict:
 def long_ranking(records, *, top: int, factor: int, seeds: int) -> dict:
     from scalesearch.train import build_and_train
 
-    candidates = ranked(records)[:top]
+    candidates = networks(records)[:top]
     cfg = SearchConfig(mode="grid").validated()
     exp = Experiment.prepare(cfg)
     long_cfg = exp.proxy.with_overrides(epochs=exp.proxy.train.epochs * factor).train

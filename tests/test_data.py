@@ -25,17 +25,43 @@ def test_synthetic_is_deterministic_and_balanced():
     assert not any(torch.equal(a.val_images[0], x) for x in a.train_images)
 
 
-def test_synthetic_stripes_fade_at_low_resolution():
-    """The resolution cue: fine-stripe energy survives at 64 px, mostly disappears at 24 px."""
-    x, y = make_synthetic(64, 64, seed=0)
+def _gray(imgs):
+    return imgs.float().mean(1)
 
-    def stripe_energy(imgs):
-        f = imgs.float().mean(1)
-        return ((f[:, 1:, :] - f[:, :-1, :]).abs().mean() + (f[:, :, 1:] - f[:, :, :-1]).abs().mean()).item()
 
-    full = stripe_energy(x)
-    low = stripe_energy(resize_on_device(x, 24, torch.device("cpu")))
-    assert low < 0.75 * full
+def test_synthetic_fine_grating_fades_at_low_resolution():
+    """The resolution cue: fine-grating energy survives at 64 px and mostly goes at the 40 px proxy size."""
+    x, _ = make_synthetic(256, 64, seed=0)
+
+    def fine_energy(imgs):
+        f = _gray(imgs)
+        # Second differences respond to the 3-6 px grating, hardly to the 10-20 px coarse pattern.
+        return ((f[:, 2:, :] - 2 * f[:, 1:-1, :] + f[:, :-2, :]).abs().mean()
+                + (f[:, :, 2:] - 2 * f[:, :, 1:-1] + f[:, :, :-2]).abs().mean()).item()
+
+    low = resize_on_device(resize_on_device(x, 40, torch.device("cpu")), 64, torch.device("cpu"))
+    assert fine_energy(low) < 0.6 * fine_energy(x)
+
+
+def test_synthetic_labels_are_carried_by_both_cues():
+    """Each class name says what is drawn: the fine grating's orientation and the coarse pattern."""
+    from scalesearch.data import SYNTHETIC_CLASSES
+
+    x, y = make_synthetic(600, 64, seed=1)
+    f = _gray(x)
+    names = [SYNTHETIC_CLASSES[i] for i in y.tolist()]
+    # Fine orientation: a horizontal grating varies along y, so its vertical second differences dominate.
+    d_y = (f[:, 2:, :] - 2 * f[:, 1:-1, :] + f[:, :-2, :]).abs().mean((1, 2))
+    d_x = (f[:, :, 2:] - 2 * f[:, :, 1:-1] + f[:, :, :-2]).abs().mean((1, 2))
+    fine_h = torch.tensor([n.startswith("fine-h") for n in names])
+    assert ((d_y > d_x) == fine_h).float().mean() > 0.9
+    # Coarse pattern: after blurring away the grating, row means vary for horizontal waves, column means
+    # for vertical ones, and neither much for the checker.
+    blur = resize_on_device(x, 8, torch.device("cpu")).float().mean(1)
+    rows, cols = blur.mean(2).std(1), blur.mean(1).std(1)
+    for kind, test in (("coarse-h", rows > 1.5 * cols), ("coarse-v", cols > 1.5 * rows)):
+        mine = torch.tensor([n.endswith(kind) for n in names])
+        assert test[mine].float().mean() > 0.7 > test[~mine].float().mean()
 
 
 def _write_npz(path, n=60, size=16, classes=3, test=False, layout="nhwc"):
