@@ -8,12 +8,12 @@
 from .errors import UserError
 
 __version__ = "0.1.0"
-__all__ = ["UserError", "expand", "grid", "measure_cost", "search"]
+__all__ = ["UserError", "compare", "expand", "grid", "measure_cost", "search"]
 
 
 def __getattr__(name: str):
     # Lazy: `import scalesearch` (and the CLI's argument checks) must not pay for importing torch.
-    if name in ("grid", "search", "expand"):
+    if name in ("grid", "search", "expand", "compare"):
         from . import api
 
         return getattr(api, name)

@@ -68,6 +68,63 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
     return run_search(cfg, **callbacks)
 
 
+def compare(*, from_run: str | Path | None = None, budget: float | None = None, phi: float = 1.0,
+            seeds: int | None = None, data: str | None = None, epochs: int | None = None, device: str | None = None,
+            out: str | Path | None = None, storage: str | None = None, seed: int | None = None,
+            family: str | None = None, tolerance: float | None = None, alpha: float = 0.05,
+            skip_bad_images: bool = False, **callbacks) -> RunResult:
+    """`scalesearch compare`: compound scaling against depth-, width- and resolution-only at one measured budget.
+
+    With `from_run`, the compound arm is that run's winner and everything that decides what a trial
+    measures (budget, tolerance, data, epochs, family, seed) is the run's; its study storage holds the
+    comparison too. Without it, the paper's coefficients moved onto `budget` (default 2) are compared.
+    """
+    from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, CompareWorker, paper_compound,
+                                 read_run, setup_from_run)
+    from .engine.run import run_study
+
+    if not (phi > 0):
+        raise UserError(f"--phi must be > 0, got {phi:g}")
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {seeds}")
+    suffix = "" if phi == 1 else f"-phi{phi:g}"
+    command_line = callbacks.pop("command_line", "")
+    if from_run is not None:
+        fixed = {"--budget": budget, "--data": data, "--epochs": epochs, "--seed": seed, "--family": family,
+                 "--tolerance": tolerance}
+        given = [name for name, value in fixed.items() if value is not None]
+        if given:
+            raise UserError(f"compare --from uses the run's budget, tolerance, data, epochs, family and seed: drop "
+                            f"{', '.join(given)}")
+        best, run_cfg, records = read_run(from_run, storage=storage)
+        setup = setup_from_run(best, records, phi=phi, seeds=seeds)
+        cfg = SearchConfig(mode="compare", budget=float(best["budget"]), tolerance=float(run_cfg["tolerance"]),
+                           seeds=len(setup.seeds), data=str(run_cfg["data"]), epochs=run_cfg.get("epochs"),
+                           device=device or run_cfg.get("device", "auto"),
+                           out=Path(out) if out is not None else Path(from_run), storage=run_cfg.get("storage"),
+                           study=f"{best['study']}-compare{suffix}", seed=int(run_cfg.get("seed", 0)),
+                           family=str(run_cfg.get("family", "efficientnet")), alpha=alpha,
+                           skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
+                           command_line=command_line)
+    else:
+        budget = 2.0 if budget is None else budget
+        if not budget > 1:
+            raise UserError(f"--budget must be > 1, got {budget:g}")
+        setup = CompareSetup(compound=paper_compound(budget), phi=phi, seeds=tuple(range(seeds or 3)),
+                             source="the EfficientNet paper's (1.2, 1.1, 1.15), moved onto the budget")
+        cfg = SearchConfig(mode="compare", budget=budget, tolerance=0.1 if tolerance is None else tolerance,
+                           seeds=len(setup.seeds), data=data or "synthetic", epochs=epochs, device=device or "auto",
+                           out=Path(out) if out is not None else Path("runs") / f"compare-{budget:g}x",
+                           storage=storage, study=f"scalesearch-compare-{budget:g}x{suffix}",
+                           seed=0 if seed is None else seed, family=family or "efficientnet", alpha=alpha,
+                           skip_bad_images=skip_bad_images, command_line=command_line)
+    cfg = cfg.validated()
+    exp = CompareExperiment.prepare_compare(cfg, setup)
+    # RunResult.best is compare.json's payload; records are the arms.
+    return run_study(cfg, exp, worker_cls=CompareWorker, outputs_cls=CompareOutputs,
+                     log_line=callbacks.pop("log_line", None) or log.info, **callbacks)
+
+
 def expand(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
            from_run: str | Path | None = None, preset: str | None = None, phis: Iterable[int] = range(0, 8),
            family: str = "efficientnet", base_resolution: int | None = None, num_classes: int = 1000,

@@ -118,3 +118,26 @@ def describe_candidate(family: str, *, depth_mult: float, width_mult: float, res
         network = f"{family} blocks {list(shape.repeats)} widths {list(shape.widths)} at {resolution}px"
     return MatchedCandidate(depth_mult, width_mult, resolution, cost.flops, cost.params, cost.flops / base_flops,
                             alpha_eff, beta_eff, resolution / base_resolution, network)
+
+
+def match_multiplier(flops_at: Callable[[float], int], target: float, *, start: float,
+                     relative_precision: float = 2e-3, limit: float = 64.0) -> float:
+    """The multiplier m >= start whose flops_at(m) is closest to `target`, for FLOPs non-decreasing in m.
+
+    For single-dimension baselines (depth only, width only): rounding makes FLOPs a step function of the
+    multiplier, so bisect on the multiplier down to `relative_precision` and keep the better side.
+    """
+    lo = hi = start
+    while flops_at(hi) < target:
+        lo, hi = hi, hi * 2
+        if hi > start * limit:
+            return lo  # unreachable: the largest tried is the closest
+    if hi == start:
+        return start
+    while hi - lo > relative_precision * lo:
+        mid = (lo + hi) / 2
+        if flops_at(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return min((lo, hi), key=lambda m: abs(math.log(flops_at(m) / target)))

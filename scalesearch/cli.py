@@ -230,21 +230,12 @@ def _logging_to(console) -> None:
     logging.getLogger("fvcore").setLevel(logging.ERROR)
 
 
-def _run_search(cfg) -> None:
-    """Shared body of `grid` and `search`: run with a live view, then summarise."""
-    import logging
-
+def _progress_view(console, description: str):
+    """(progress bar, on_progress callback). The bar starts with the first report, i.e. once the study has
+    opened: a refused resume or a bad storage then prints its one error line and nothing else."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from .api import run_search
-
-    cfg = cfg.validated()
-    console = _console()
-    _logging_to(console)
-    say = logging.getLogger("scalesearch").info
-    # The bar starts with the first progress report, i.e. once the study has opened: a refused
-    # resume or a bad storage then prints its one error line and nothing else.
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
     tasks: list = []
@@ -252,8 +243,23 @@ def _run_search(cfg) -> None:
     def on_progress(done: int, total: int) -> None:
         if not tasks:
             progress.start()
-            tasks.append(progress.add_task(f"{cfg.mode} {cfg.budget_label}", total=total))
+            tasks.append(progress.add_task(description, total=total))
         progress.update(tasks[0], completed=done, total=total)
+
+    return progress, on_progress
+
+
+def _run_search(cfg) -> None:
+    """Shared body of `grid` and `search`: run with a live view, then summarise."""
+    import logging
+
+    from .api import run_search
+
+    cfg = cfg.validated()
+    console = _console()
+    _logging_to(console)
+    say = logging.getLogger("scalesearch").info
+    progress, on_progress = _progress_view(console, f"{cfg.mode} {cfg.budget_label}")
 
     def on_trial(info: dict) -> None:
         acc = info.get("value")
@@ -359,6 +365,79 @@ def search(
                              tolerance=tolerance, seeds=seeds, data=data, epochs=epochs, device=device, out=out,
                              storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
                              skip_bad_images=skip_bad_images, command_line=_command_line()))
+
+
+@app.command()
+def compare(
+    from_: Optional[Path] = typer.Option(None, "--from", help="A finished grid/search run directory: its winner "
+                                         "is the compound arm, and its data, proxy, seeds and storage are used."),
+    budget: Optional[float] = typer.Option(None, "--budget", parser=_budget_option,
+                                           help="Without --from: the FLOP factor (default 2x); the compound arm "
+                                                "is the paper's coefficients moved onto it."),
+    phi: float = typer.Option(1.0, "--phi", help="Compare at budget^φ (φ = 2: do the coefficients keep their "
+                                                 "edge when scaled further?)."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per arm (default: the run winner's seed "
+                                                              "indices, at least 3)."),
+    data: Optional[str] = typer.Option(None, "--data", help="Without --from: as for grid (default synthetic)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Without --from: epochs per arm."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default: the run's)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where compare.json/.csv/.png/.pdf go (default: the "
+                                                           "run directory, or runs/compare-<budget>x)."),
+    storage: Optional[str] = STORAGE,
+    seed: Optional[int] = typer.Option(None, "--seed", help="Without --from: seed of data and training."),
+    family: Optional[str] = typer.Option(None, "--family", help="Without --from: model family.",
+                                         callback=lambda v: v if v is None else _family_option(v)),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Without --from: accepted FLOP ratio "
+                                                                        "budget^φ·(1 ± tolerance)."),
+    alpha_level: float = typer.Option(0.05, "--alpha-level", help="Significance level of the verdicts."),
+    fmt: str = typer.Option("table", "--format", help="table (console) or json (compare.json on stdout)."),
+    skip_bad_images: bool = SKIP_BAD,
+):
+    """Compound scaling against depth-only, width-only and resolution-only at the same measured FLOPs."""
+    import logging
+
+    from .api import compare as run_compare
+    from .comparison import summary_lines
+
+    if fmt not in ("table", "json"):
+        raise UserError(f"unknown --format {fmt!r}; choose table or json")
+    console = _console()
+    _logging_to(console)
+    say = logging.getLogger("scalesearch").info
+    progress, on_progress = _progress_view(console, f"compare φ={phi:g}")
+
+    def on_trial(info: dict) -> None:
+        acc = info.get("value")
+        what = f"acc {acc:.4f}" if acc is not None else info.get("reason", info["state"])
+        secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
+        say(f"trial {info['trial']:>3} {info.get('arm', ''):<16} seed {info.get('seed', 0)} {secs} {what}")
+
+    try:
+        result = run_compare(from_run=from_, budget=budget, phi=phi, seeds=seeds, data=data, epochs=epochs,
+                             device=device, out=out, storage=storage, seed=seed, family=family,
+                             tolerance=tolerance, alpha=alpha_level, skip_bad_images=skip_bad_images,
+                             on_trial=on_trial, log_line=say, on_progress=on_progress,
+                             command_line=_command_line())
+    except KeyboardInterrupt:
+        progress.stop()
+        console.print("Interrupted. Finished arms are saved in the study; run the same command to resume.")
+        raise typer.Exit(130)
+    finally:
+        progress.stop()
+    payload = result.best
+    if fmt == "json":
+        import json
+
+        print(json.dumps(payload, indent=2))
+    else:
+        for line in summary_lines(payload):
+            console.print(line, markup=False, highlight=False)
+    stem = "compare" if phi == 1 else f"compare-phi{phi:g}"
+    console.print(f"Wrote {result.out_dir}/{stem}.json and .csv" + (" and the figure (.png, .pdf)"
+                                                                     if result.complete else ""))
+    if not result.complete:
+        console.print("The comparison is not complete: some arms are unsettled; run the same command to finish.")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""SearchConfig: everything a grid or sampler run needs, validated once at the edge."""
+"""SearchConfig: everything a grid, sampler or compare run needs, validated once at the edge."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class SearchConfig:
-    mode: str  # "grid" or "search"
+    mode: str  # "grid", "search" or "compare"
     budget: float = 2.0
     step: float = 0.05
     tolerance: float = 0.1
@@ -38,7 +38,7 @@ class SearchConfig:
 
     def validated(self) -> "SearchConfig":
         """Return self if every field is sensible; otherwise raise UserError naming the option."""
-        if self.mode not in ("grid", "search"):
+        if self.mode not in ("grid", "search", "compare"):
             raise UserError(f"unknown mode {self.mode!r}")
         if not (math.isfinite(self.budget) and self.budget > 1):
             raise UserError(f"--budget must be > 1, got {self.budget:g}")

@@ -97,13 +97,36 @@ def measure_model_cost(model: nn.Module, resolution: int) -> Cost:
     return Cost(flops=total, conv_linear_flops=conv_linear, params=params, activations=activations)
 
 
-@lru_cache(maxsize=512)
+_COST_BY_SHAPE: dict[tuple, Cost] = {}
+
+
 def measure_cost(
     family: str, *, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
 ) -> Cost:
-    """Cost of one configuration, cached per process (search and expand re-ask often)."""
+    """Cost of one configuration, cached per process (search and expand re-ask often).
+
+    Where the family states what its multipliers build, the cache is keyed by that network: rounding
+    maps many (width, depth) pairs onto one network, and a grid asks for each of them (measured: the
+    default CPU grid's 36 points build 10 networks, and budget matching traces each several times).
+    """
     if resolution < 1:
         raise ValueError(f"resolution must be positive, got {resolution}")
+    shape_of = get_family(family).built_shape
+    if shape_of is None:
+        return _measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
+                             num_classes=num_classes)
+    shape = shape_of(width_mult=width_mult, depth_mult=depth_mult)
+    key = (family, shape.repeats, shape.widths, resolution, num_classes)
+    if key not in _COST_BY_SHAPE:
+        _COST_BY_SHAPE[key] = _measure_cost(family, width_mult=width_mult, depth_mult=depth_mult,
+                                            resolution=resolution, num_classes=num_classes)
+    return _COST_BY_SHAPE[key]
+
+
+@lru_cache(maxsize=512)
+def _measure_cost(
+    family: str, *, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
+) -> Cost:
     spec = get_family(family)
     # Built on the meta device: shapes only, so no time goes into random weight init
     # (0.8 s for B7). Dropout and stochastic depth do not change the cost.

@@ -48,25 +48,29 @@ class PairedTest:
                 "wins": self.wins, "df": self.df, "t": self.t, "p_value": self.p}
 
 
-def paired_test(a: Accuracies, b: Accuracies) -> PairedTest:
-    """Full-precision accuracies paired by seed index; ValueError when the seed sets differ."""
+def paired_test(a: Accuracies, b: Accuracies, *, alternative: str = "greater") -> PairedTest:
+    """Full-precision accuracies paired by seed index; ValueError when the seed sets differ.
+
+    alternative "greater" (racing: is `a` better?) or "two-sided" (compare: does either win?).
+    """
     if set(a) != set(b):
         raise ValueError(f"cannot pair accuracies over different seeds: {sorted(a)} vs {sorted(b)}")
     seeds = tuple(sorted(a))
     diffs = [a[s] - b[s] for s in seeds]
     mean = statistics.fmean(diffs) if diffs else 0.0
     wins = sum(d > 0 for d in diffs)
+    name = ("one-sided" if alternative == "greater" else alternative) + " paired t-test (scipy.stats.ttest_rel)"
     if len(seeds) < 2:
-        return PairedTest(seeds, mean, wins, 0, None, None)
+        return PairedTest(seeds, mean, wins, 0, None, None, name)
     from scipy import stats
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "nearly identical data" when differences are equal
-        result = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds], alternative="greater")
+        result = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds], alternative=alternative)
     t, p = float(result.statistic), float(result.pvalue)
     if math.isnan(p):  # every difference zero: no evidence either way
-        return PairedTest(seeds, mean, wins, len(seeds) - 1, None, None)
-    return PairedTest(seeds, mean, wins, len(seeds) - 1, t, p)
+        return PairedTest(seeds, mean, wins, len(seeds) - 1, None, None, name)
+    return PairedTest(seeds, mean, wins, len(seeds) - 1, t, p, name)
 
 
 def _mean(accs: Accuracies) -> float:
@@ -88,10 +92,10 @@ def pooled_seed_std(results: Mapping[Hashable, Accuracies]) -> float | None:
     return math.sqrt(num / den) if den else None
 
 
-def compare_common(a: Accuracies, b: Accuracies) -> PairedTest:
+def compare_common(a: Accuracies, b: Accuracies, *, alternative: str = "greater") -> PairedTest:
     """The paired test on the seeds both have (stated in the result's `seeds`)."""
     common = set(a) & set(b)
-    return paired_test({s: a[s] for s in common}, {s: b[s] for s in common})
+    return paired_test({s: a[s] for s in common}, {s: b[s] for s in common}, alternative=alternative)
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,25 @@ def test_racing_gives_extra_seeds_only_to_contenders_and_ends(study, tmp_path):
     assert (best.alpha, best.beta) == (1.2, 1.0) and verdict.separated and verdict.test.df == MIN_TEST_SEEDS - 1
 
 
+def test_grid_points_built_into_one_network_report_that_networks_seeds(study, tmp_path):
+    """Only a network's first grid point races; its twins must show the same seeds, not a stale first one."""
+    cfg = grid_config(tmp_path, seeds="auto")
+
+    class TwinExperiment(FakeExperiment):
+        def evaluate(self, trial, c, seed):
+            # α 1.2 and 1.3 (β 1.0) round to one network: the same numbers on every seed, as reuse gives.
+            alpha = 1.2 if round(c.alpha, 6) in (1.2, 1.3) and round(c.beta, 6) == 1.0 else c.alpha
+            trial.set_user_attr("network", f"{alpha:.2f}/{c.beta:.2f}")
+            return super().evaluate(trial, SimpleNamespace(alpha=alpha, beta=c.beta), seed)
+
+    run_worker(cfg, TwinExperiment(seed_cap=4), study)
+    records = {(round(r.alpha, 6), round(r.beta, 6)): r for r in candidate_records(study.get_trials(), 2.0)}
+    leader, twin = records[(1.2, 1.0)], records[(1.3, 1.0)]
+    assert leader.seeds >= MIN_TEST_SEEDS
+    assert twin.seed_accuracies == leader.seed_accuracies and twin.accuracy == leader.accuracy
+    assert twin.reason == f"same network as trial {leader.trial}: result reused"
+
+
 def test_sampler_draws_differ_across_workers_and_resumes(study, tmp_path):
     """Defect: every worker and every resumed run seeded its sampler alike and replayed the same draws."""
     first = SearchConfig(mode="search", budget=2.0, trials=3, sampler="random", out=tmp_path, seeds=1)
@@ -293,3 +312,56 @@ def test_grace_period_outlasts_the_longest_lock_wait(tmp_path):
         raw.close()
     assert storage.engine.dialect.name == "sqlite"
     assert storage.engine.url.database.endswith("s.db")
+
+
+def test_resume_refuses_another_proxy_or_family(tmp_path):
+    """The CPU and GPU presets (or two families) measure different things: their trials must not mix."""
+    from scalesearch.engine.run import open_study
+    from scalesearch.errors import UserError
+
+    cfg = SearchConfig(mode="grid", out=tmp_path, seeds=1)
+
+    class Exp:
+        proxy = SimpleNamespace(train=SimpleNamespace(epochs=2))
+
+        def __init__(self, **changes):
+            self.ident = {"mode": "grid", "budget": 2.0, "proxy": "cpu (width 0.25, depth 0.5, 40px)",
+                          "family": "efficientnet", "data": "abc", **changes}
+
+        def identity(self):
+            return self.ident
+
+    study = open_study(cfg, Exp())
+    study.enqueue_trial(P)
+    for change, named in (({"proxy": "gpu (width 1, depth 1, 72px)"}, "proxy"), ({"family": "resnet"}, "family")):
+        with pytest.raises(UserError, match=f"cannot resume.*{named}: study"):
+            open_study(cfg, Exp(**change))
+    assert open_study(cfg, Exp()).user_attrs["experiment"]["proxy"].startswith("cpu")
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_worker_killed_before_its_first_heartbeat_does_not_hang_the_study(tmp_path):
+    """Defect (seen in the SIGKILL drill): a worker killed between popping a queued trial and recording its
+    first heartbeat left the trial RUNNING forever: Optuna's stale check skips trials without a heartbeat,
+    so the surviving workers waited for it without end."""
+    import datetime
+
+    from scalesearch.engine.run import _fail_stale_trials, _mark_alive
+    from scalesearch.engine.storage import ORPHAN_SECONDS
+
+    s = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")
+    queue.ensure_queued(s, [(P, 0), (Q, 0)])
+    dead = s.ask()  # popped from the queue (RUNNING), then the process died: no heartbeat, no objective
+    live = s.ask()
+    _mark_alive(live)  # what the objective does first
+    started = max(t.datetime_start for t in s.get_trials())
+    soon = started + datetime.timedelta(seconds=ORPHAN_SECONDS / 2)
+    later = started + datetime.timedelta(seconds=ORPHAN_SECONDS + 1)
+
+    assert _fail_stale_trials(s, now=soon) == []  # not yet: it may still be waiting on the lock
+    assert _fail_stale_trials(s, now=later) == [dead.number]  # the live one (marked) is left to its heartbeat
+    by_number = {t.number: t for t in s.get_trials()}
+    assert by_number[dead.number].state == TrialState.FAIL and by_number[live.number].state == TrialState.RUNNING
+    assert queue.trial_outcome(by_number[dead.number]) == "lost"
+    assert queue.ensure_queued(s, [(P, 0), (Q, 0)]) == 1  # the dead one's item goes back into the queue
+    assert statuses(s)[queue.item_key(P, 0)].attempts == 1

@@ -118,3 +118,16 @@ def test_passwords_never_printed(url, secret):
     shown = redact_url(url)
     assert secret not in shown and "***" in shown and "db.example" in shown
     assert secret.split("@")[-1] not in shown.split("***")[-1].split("db.example")[0]
+
+
+def test_best_json_provenance_never_carries_the_storage_password(tmp_path):
+    """best.json is shared with papers and colleagues: the --storage password must not be in it."""
+    from scalesearch.engine.run import redacted_config
+
+    url = "postgresql+psycopg://alice:s3cr%40t-pw@db.example:5432/studies"
+    cfg = SearchConfig(mode="grid", out=tmp_path, storage=url,
+                       command_line=f"scalesearch grid --budget 2x --storage {url}")
+    facts = redacted_config(cfg)
+    assert "s3cr" not in json.dumps(facts)
+    assert facts["config"]["storage"].startswith("postgresql+psycopg://alice:***@db.example")
+    assert facts["command_line"].endswith("--storage postgresql+psycopg://alice:***@db.example:5432/studies")

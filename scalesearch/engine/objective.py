@@ -10,8 +10,17 @@ import optuna
 from ..budget import MatchedCandidate, build_matched
 from ..config import SearchConfig
 from ..scaling import Coefficients
+from .interrupts import interruptible, shielded
 
 log = logging.getLogger("scalesearch.engine")
+
+
+def record_network(trial: optuna.Trial, m: MatchedCandidate) -> None:
+    """What was built and what it costs, on the trial (trials.csv and reports read these)."""
+    for key, value in dict(alpha_eff=m.alpha_eff, beta_eff=m.beta_eff, gamma_eff=m.gamma_eff,
+                           depth_mult=m.depth_mult, width_mult=m.width_mult, resolution=m.resolution,
+                           flops=m.flops, flops_ratio=m.flops_ratio, params=m.params, network=m.network).items():
+        trial.set_user_attr(key, value)
 
 
 class CandidateFailed(Exception):
@@ -101,15 +110,12 @@ class Experiment:
 
     def evaluate(self, trial: optuna.Trial, c: Coefficients, seed_index: int) -> float:
         """Measure, budget-check and train one seed. Raises TrialPruned (rejected/pruned) or CandidateFailed."""
-        from ..train import build_and_train
-
         cfg = self.config
-        m = self.candidate(c)
-        for key, value in dict(alpha=c.alpha, beta=c.beta, gamma=c.gamma, alpha_eff=m.alpha_eff,
-                               beta_eff=m.beta_eff, gamma_eff=m.gamma_eff, depth_mult=m.depth_mult,
-                               width_mult=m.width_mult, resolution=m.resolution, flops=m.flops,
-                               flops_ratio=m.flops_ratio, params=m.params, network=m.network).items():
+        with interruptible():  # measuring FLOPs touches no storage: Ctrl-C may stop it at once
+            m = self.candidate(c)
+        for key, value in dict(alpha=c.alpha, beta=c.beta, gamma=c.gamma).items():
             trial.set_user_attr(key, value)
+        record_network(trial, m)
         lo, hi = cfg.budget * (1 - cfg.tolerance), cfg.budget * (1 + cfg.tolerance)
         if not lo <= m.flops_ratio <= hi:
             reason = (f"rejected: no resolution brings the rounded network within {cfg.budget:g}x "
@@ -130,15 +136,26 @@ class Experiment:
             trial.set_user_attr("outcome", "complete")
             return float(twin.value)
 
+        return self.train_and_record(trial, m, seed_index)
+
+    def train_and_record(self, trial: optuna.Trial, m: MatchedCandidate, seed_index: int) -> float:
+        """Train network `m` with seed `seed_index` and record the outcome on the trial."""
+        from ..train import build_and_train
+
+        cfg = self.config
+
         def on_epoch(epoch: int, acc: float) -> bool:
             if seed_index != 0 or cfg.pruner == "none":
                 return False  # only the first seed reports to the pruner; extra seeds are for racing
-            trial.report(acc, epoch + 1)  # the step is the resource used: epochs done
-            return trial.should_prune()
+            with shielded():  # a storage write inside training: Ctrl-C waits for it
+                trial.report(acc, epoch + 1)  # the step is the resource used: epochs done
+                return trial.should_prune()
 
-        result = build_and_train(cfg.family, width_mult=m.width_mult, depth_mult=m.depth_mult,
-                                 splits=self.splits(m.resolution), num_classes=self.data.num_classes,
-                                 config=self.proxy.train, seed=cfg.seed * 1000 + seed_index, on_epoch=on_epoch)
+        with interruptible():
+            result = build_and_train(cfg.family, width_mult=m.width_mult, depth_mult=m.depth_mult,
+                                     splits=self.splits(m.resolution), num_classes=self.data.num_classes,
+                                     config=self.proxy.train, seed=cfg.seed * 1000 + seed_index,
+                                     on_epoch=on_epoch)
         trial.set_user_attr("seconds", result.seconds)
         if result.status == "pruned":
             trial.set_user_attr("reason", result.reason)

@@ -27,11 +27,19 @@ Invariants (each has a unit test in tests/test_queue.py):
                at start-up: work abandoned by a peer is picked up by the rest.
   I4 honest    A worker stops only when every wanted item is settled and nothing
                is pending; a study is complete iff every wanted item is settled.
+  I5 no orphan A RUNNING trial whose process died is eventually failed, also when
+               it died before its first heartbeat (Optuna's stale-trial check
+               skips a trial that has none, so without I5 the study waits
+               forever). A worker marks its trial `alive` right after recording
+               the first heartbeat; a RUNNING trial without the mark, started
+               longer ago than ORPHAN_SECONDS, died between being popped from the
+               queue and that heartbeat (`orphaned`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
 import optuna
@@ -45,6 +53,16 @@ MAX_ATTEMPTS = 3
 
 #: An item's identity: its parameters (rounded against float noise) and its seed index.
 ItemKey = tuple
+
+
+def orphaned(trials: Sequence[FrozenTrial], *, now: datetime, after_seconds: float) -> list[FrozenTrial]:
+    """RUNNING trials without the `alive` mark that started more than `after_seconds` before `now` (I5).
+
+    `now` is local time, like the `datetime_start` the owner wrote; across machines
+    their clocks must agree to well within `after_seconds`.
+    """
+    return [t for t in trials if t.state == TrialState.RUNNING and not t.user_attrs.get("alive")
+            and t.datetime_start is not None and (now - t.datetime_start).total_seconds() > after_seconds]
 
 
 def item_key(params: Mapping[str, float], seed: int) -> ItemKey:

@@ -115,7 +115,26 @@ def candidate_records(trials: Sequence[FrozenTrial], budget: float) -> list[Cand
         rec = CandidateRecord(first.number, "waiting", c.alpha, c.beta, c.gamma, cand)
         _fill(rec, items, trials)
         records.append(rec)
-    return sorted(records, key=lambda r: r.trial)
+    records.sort(key=lambda r: r.trial)
+    _share_network_results(records)
+    return records
+
+
+def _share_network_results(records: Sequence[CandidateRecord]) -> None:
+    """Grid points that rounding built into one network show that network's seeds, all of them.
+
+    Only the first grid point of a network races (see race_results); without this its twins would keep
+    the one seed they reused and trials.csv would list one network under two different accuracies.
+    """
+    first: dict[str, CandidateRecord] = {}
+    for r in records:  # in trial order
+        if r.state != "complete" or r.network is None:
+            continue
+        rep = first.setdefault(r.network, r)
+        if rep is not r:
+            r.seed_accuracies = dict(rep.seed_accuracies)
+            r.test_accuracies = dict(rep.test_accuracies)
+            r.reason = f"same network as trial {rep.trial}: result reused"
 
 
 def statuses_key(params: dict) -> tuple:

@@ -7,6 +7,7 @@ invariants keep every item evaluated exactly once.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import platform
 import time
@@ -23,10 +24,10 @@ from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..racing import race
 from ..scaling import coefficients_from_simplex, grid_candidates
-from . import queue
+from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
-from .storage import HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
+from .storage import HEARTBEAT_SECONDS, ORPHAN_SECONDS, open_storage, redact_url, run_dir_lock
 
 log = logging.getLogger("scalesearch.engine")
 
@@ -41,13 +42,35 @@ class RunResult:
     complete: bool
 
 
-def _fail_stale_trials(study: optuna.Study) -> None:
-    """Mark RUNNING trials whose heartbeat went stale as FAIL (the queue then re-queues them)."""
+def _fail_stale_trials(study: optuna.Study, *, now: datetime.datetime | None = None) -> list[int]:
+    """Mark RUNNING trials of dead processes as FAIL (the queue then re-queues them); their numbers.
+
+    Optuna fails trials whose heartbeat went stale, but not one whose process died
+    before its first heartbeat; those are found by `queue.orphaned` (I5).
+    """
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    failed = []
+    for t in queue.orphaned(study.get_trials(deepcopy=False), now=now or datetime.datetime.now(),
+                            after_seconds=ORPHAN_SECONDS):
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        failed.append(t.number)
+    return failed
+
+
+def _mark_alive(trial: optuna.Trial) -> None:
+    """Record the first heartbeat ourselves, then mark the trial alive (queue invariant I5).
+
+    Optuna's heartbeat thread starts just before the objective; recording one here
+    first means a trial with the mark always has a heartbeat for the stale check.
+    """
+    storage = trial.study._storage
+    if callable(getattr(storage, "record_heartbeat", None)) and storage.get_heartbeat_interval():
+        storage.record_heartbeat(trial._trial_id)
+    trial.set_user_attr("alive", True)
 
 
 def make_sampler(cfg: SearchConfig, nonce: int) -> optuna.samplers.BaseSampler:
@@ -177,18 +200,27 @@ class Worker:
 
     # ------------------------------------------------------------ evaluating one trial
 
-    def objective(self, trial: optuna.Trial) -> float:
-        cfg, study = self.cfg, self.study
-        me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    def describe(self) -> str:
+        cfg = self.cfg
+        return f"{len(_grid_params(cfg))} grid points" if cfg.mode == "grid" else f"{cfg.trials} trials with {cfg.sampler}"
+
+    def candidate_for(self, trial: optuna.Trial, me) -> object:
+        """What this trial evaluates (passed to the experiment's `evaluate`); a stray raises TrialPruned."""
+        cfg = self.cfg
         if cfg.mode == "grid":
             if "fixed_params" not in me.system_attrs:
                 return self._stray(trial, "not from the grid queue (another worker emptied it)")
             hi_a, hi_b = max(1.0, cfg.budget**0.5), max(1.0, cfg.budget**0.25)
-            c = coefficients_from_params({"alpha": trial.suggest_float("alpha", 1.0, hi_a),
-                                          "beta": trial.suggest_float("beta", 1.0, hi_b)}, cfg.budget)
-        else:
-            c = coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
-                                          cfg.budget)
+            return coefficients_from_params({"alpha": trial.suggest_float("alpha", 1.0, hi_a),
+                                             "beta": trial.suggest_float("beta", 1.0, hi_b)}, cfg.budget)
+        return coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
+                                         cfg.budget)
+
+    def objective(self, trial: optuna.Trial) -> float:
+        _mark_alive(trial)
+        study = self.study
+        me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        c = self.candidate_for(trial, me)
         if "seed" not in me.user_attrs:
             trial.set_user_attr("seed", 0)
         if not queue.claim(study.get_trials(deepcopy=False), trial.number):
@@ -223,6 +255,7 @@ class Worker:
         study, cfg = self.study, self.cfg
         waited_note = 0.0
         while True:
+            interrupts.checkpoint()  # a Ctrl-C pressed during a storage operation stops here
             _fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
             with run_dir_lock(cfg.out_dir):  # one machine's workers never queue the same item twice
@@ -243,7 +276,7 @@ class Worker:
                 if time.monotonic() - waited_note > 60:
                     log_line(f"waiting for {len(running)} running trial(s) of other or killed workers")
                     waited_note = time.monotonic()
-                time.sleep(HEARTBEAT_SECONDS)
+                interrupts.sleep(HEARTBEAT_SECONDS)
                 continue
             if self.racing and self.first_pass_done(trials):
                 from .results import race_results
@@ -259,6 +292,20 @@ class Worker:
                                  f"seed(s) up to {max(s for _, s in rnd.next_items) + 1}")
                         continue
             break
+
+
+def redacted_config(cfg: SearchConfig) -> dict:
+    """The command line and config for best.json, with a storage password replaced by ***."""
+    from .storage import _password
+
+    config, command_line = cfg.to_dict(), cfg.command_line
+    secret = _password(cfg.storage) if cfg.storage else None
+    if cfg.storage:
+        config["storage"] = redact_url(cfg.storage)
+    if secret:
+        command_line = command_line.replace(secret, "***")
+    config["command_line"] = command_line
+    return {"command_line": command_line, "config": config}
 
 
 def provenance(exp: Experiment) -> dict:
@@ -290,12 +337,14 @@ def provenance(exp: Experiment) -> dict:
             "proxy": {"name": exp.proxy.name, "width_mult": exp.proxy.width_mult,
                       "depth_mult": exp.proxy.depth_mult, "resolution": exp.proxy.resolution,
                       "train": exp.proxy.train.__dict__},
-            "command_line": exp.config.command_line, "config": exp.config.to_dict(),
+            **redacted_config(exp.config),
             "flop_convention": "multiply-adds, fvcore, batch 1, eval mode"}
 
 
 class Outputs:
     """trials.csv always; best.json once a candidate completed; both atomic, from the storage alone."""
+
+    FILES = "trials.csv, best.json"
 
     def __init__(self, cfg: SearchConfig, exp: Experiment):
         self.cfg = cfg
@@ -322,30 +371,39 @@ def run_study(
     log_line: Callable[[str], None] = log.info,
     on_progress: Callable[[int, int], None] | None = None,
     worker_index: int = 0,
+    worker_cls: type = Worker,
+    outputs_cls: type = Outputs,
 ) -> RunResult:
     """Run (or resume) the study until every wanted item is settled.
 
-    On Ctrl-C the outputs are written from the storage before KeyboardInterrupt propagates.
+    `worker_cls` and `outputs_cls` say what the study holds and what files it leaves (grid and sampler
+    runs by default; `compare` passes its own). On Ctrl-C the outputs are written from the storage
+    before KeyboardInterrupt propagates.
     """
+    with interrupts.deferring():  # Ctrl-C stops between storage operations, never inside one
+        return _run_study(cfg, exp, on_trial=on_trial, log_line=log_line, on_progress=on_progress,
+                          worker_index=worker_index, worker_cls=worker_cls, outputs_cls=outputs_cls)
+
+
+def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worker_cls, outputs_cls) -> RunResult:
     with run_dir_lock(cfg.out_dir):
         # Serialises this machine's workers while they create the schema and fill the queue.
         study = open_study(cfg, exp)  # refuses a changed experiment before anything is said or trained
-        for note in [f"writing to {cfg.out_dir}/ (trials.csv, best.json); storage "
+        for note in [f"writing to {cfg.out_dir}/ ({outputs_cls.FILES}); storage "
                      f"{redact_url(cfg.storage_url) if cfg.storage else 'study.db'}", *exp.notes]:
             log_line(note)
         _fail_stale_trials(study)
-        worker = Worker(cfg, exp, study, worker_index)
+        worker = worker_cls(cfg, exp, study, worker_index)
         trials = study.get_trials(deepcopy=False)
         before = queue.item_statuses(trials)
         added = queue.ensure_queued(study, worker.wanted(trials))
     done, total = worker.progress(study.get_trials(deepcopy=False))
     requeued = sum(1 for s in before.values() if s.outcome == "open")
-    what = f"{len(_grid_params(cfg))} grid points" if cfg.mode == "grid" else f"{cfg.trials} trials with {cfg.sampler}"
-    log_line(f"study {cfg.study_name}: {what}; {done} item(s) already settled, {added} queued"
+    log_line(f"study {cfg.study_name}: {worker.describe()}; {done} item(s) already settled, {added} queued"
              + (f" ({requeued} interrupted re-queued)" if requeued else ""))
     if on_progress is not None:
         on_progress(done, total)
-    outputs = Outputs(cfg, exp)
+    outputs = outputs_cls(cfg, exp)
 
     def after_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         records, _ = outputs.write(study, complete=False)

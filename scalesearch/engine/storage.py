@@ -21,6 +21,9 @@ from ..errors import UserError
 HEARTBEAT_SECONDS = 5
 SQLITE_LOCK_TIMEOUT = 30  # seconds a connection waits for SQLite's write lock before failing
 GRACE_SECONDS = SQLITE_LOCK_TIMEOUT + 3 * HEARTBEAT_SECONDS  # a RUNNING trial silent this long is dead
+# A RUNNING trial that never got its first heartbeat is dead after this long (queue invariant I5). Twice
+# the grace: popping a trial and starting its objective can wait on the SQLite lock more than once.
+ORPHAN_SECONDS = 2 * GRACE_SECONDS
 
 
 def _password(url: str) -> str | None:

@@ -1,0 +1,98 @@
+"""Ctrl-C that never lands inside a storage operation.
+
+A KeyboardInterrupt raised in the middle of an Optuna storage call can leave the
+SQLite connection inside an open transaction; the next write then fails with
+"database is locked" and the clean "Interrupted ... run the same command to
+resume" exit becomes a traceback (seen in the three-worker drill). So while a
+study runs (`deferring`), SIGINT raises at once only inside `interruptible()`
+sections (training a candidate, which touches no storage); anywhere else it is
+remembered and raised at the next `checkpoint()`, between storage operations.
+`shielded()` turns a storage call made from inside a training section (reporting
+an epoch to the pruner) back into a deferring one.
+
+Signal handlers run in the main thread only; elsewhere these are no-ops and
+Python's default handling applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+
+_requested = False
+_live = False  # True inside an interruptible() section (and not shielded)
+
+
+def _handler(signum, frame) -> None:
+    global _requested
+    if _live:
+        raise KeyboardInterrupt
+    _requested = True
+
+
+def requested() -> bool:
+    return _requested
+
+
+def checkpoint() -> None:
+    """Raise the KeyboardInterrupt a Ctrl-C asked for, now that no storage operation is under way."""
+    if _requested:
+        raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def deferring():
+    """Install the deferring SIGINT handler for the duration (main thread only; nests)."""
+    global _requested
+    if not _main_thread() or signal.getsignal(signal.SIGINT) is _handler:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _handler)
+    _requested = False
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _requested = False
+
+
+@contextlib.contextmanager
+def _live_as(value: bool):
+    global _live
+    saved = _live
+    _live = value
+    try:
+        yield
+    finally:
+        _live = saved
+
+
+@contextlib.contextmanager
+def interruptible():
+    """A section that a Ctrl-C may interrupt at once (it must not touch the storage)."""
+    checkpoint()
+    with _live_as(True):
+        yield
+
+
+@contextlib.contextmanager
+def shielded():
+    """A storage operation inside an interruptible section: Ctrl-C waits until it is done."""
+    with _live_as(False):
+        yield
+    checkpoint()
+
+
+def sleep(seconds: float) -> None:
+    """Sleep, but wake within a fraction of a second when Ctrl-C was pressed (then raise)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        checkpoint()
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+    checkpoint()

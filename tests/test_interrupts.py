@@ -1,0 +1,72 @@
+"""Ctrl-C lands between storage operations, never inside one (scalesearch.engine.interrupts).
+
+Defect (three-worker drill): a SIGINT that arrived while a worker was inside an Optuna storage call left its
+SQLite connection mid-transaction; the next write failed with "database is locked" and the worker died with
+a traceback instead of the clean "Interrupted ... resume" exit.
+"""
+
+import os
+import signal
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from scalesearch.engine import interrupts, queue
+from scalesearch.engine.run import Worker
+
+from test_queue import FakeExperiment, grid_config
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_outside_training_ctrl_c_waits_for_the_next_checkpoint():
+    with interrupts.deferring():
+        ctrl_c()  # would raise KeyboardInterrupt here under Python's default handler
+        assert interrupts.requested()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.checkpoint()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_inside_training_ctrl_c_stops_at_once_but_not_inside_a_shielded_write():
+    with interrupts.deferring():
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts.interruptible():
+                ctrl_c()
+                pytest.fail("training went on after Ctrl-C")
+        written = []
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts.interruptible():
+                with interrupts.shielded():
+                    ctrl_c()
+                    written.append("report")  # the storage write inside training completes ...
+                pytest.fail("... and the interrupt is raised right after it")
+        assert written == ["report"]
+
+
+def test_a_ctrl_c_during_a_storage_write_finishes_the_write_and_stops_the_worker(tmp_path):
+    study = optuna.create_study(storage=optuna.storages.RDBStorage("sqlite:///:memory:"), direction="maximize")
+    storage = study._storage
+    original = storage.set_trial_user_attr
+
+    def write_then_interrupted(trial_id, key, value):
+        if key == "flops":  # FakeExperiment's first write inside the objective
+            ctrl_c()
+        return original(trial_id, key, value)
+
+    storage.set_trial_user_attr = write_then_interrupted
+    cfg = grid_config(tmp_path)
+    with interrupts.deferring():
+        with pytest.raises(KeyboardInterrupt):
+            Worker(cfg, FakeExperiment(), study).work(lambda *_: None, lambda _: None)
+    trials = study.get_trials()
+    # The write that the signal hit went through, the trial finished normally, and the worker stopped
+    # before starting the next one: nothing lost, nothing half-written.
+    assert trials[0].user_attrs["flops"] == 1 and trials[0].state == TrialState.COMPLETE
+    assert queue.trial_outcome(trials[0]) == "complete"
+    assert [t.state for t in trials[1:]] == [TrialState.WAITING] * (len(trials) - 1)
