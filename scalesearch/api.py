@@ -28,8 +28,12 @@ def run_search(
     on_progress: Callable[[int, int], None] | None = None,
     log_line: Callable[[str], None] | None = None,
     worker_index: int = 0,
+    on_open: Callable[[Path], None] | None = None,
 ) -> RunResult:
-    """Validate `config`, prepare data and proxy, and run (or resume) its study to the end."""
+    """Validate `config`, prepare data and proxy, and run (or resume) its study to the end.
+
+    `on_open(out_dir)` runs once the study is open and queued, before training (the CLI's `--jobs` starts its
+    extra worker processes there)."""
     from .engine.objective import Experiment
     from .engine.run import run_study
     from .engine.storage import open_storage
@@ -39,7 +43,8 @@ def run_search(
     if cfg.storage:
         open_storage(cfg.storage)  # an unreachable or malformed URL fails here, before any data or training
     exp = Experiment.prepare(cfg)
-    return run_study(cfg, exp, on_trial=on_trial, log_line=say, on_progress=on_progress, worker_index=worker_index)
+    return run_study(cfg, exp, on_trial=on_trial, log_line=say, on_progress=on_progress, worker_index=worker_index,
+                     on_open=on_open)
 
 
 def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, seeds: int | str = "auto",

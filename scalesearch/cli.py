@@ -249,7 +249,7 @@ def _progress_view(console, description: str):
     return progress, on_progress
 
 
-def _run_search(cfg) -> None:
+def _run_search(cfg, *, jobs: int = 1) -> None:
     """Shared body of `grid` and `search`: run with a live view, then summarise."""
     import logging
 
@@ -272,14 +272,17 @@ def _run_search(cfg) -> None:
         seed = f"seed {info.get('seed', 0)}"
         say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {built} {ratio} {seed} {secs} {what}")
 
+    workers = _Jobs(jobs, say)
     try:
-        result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress)
+        result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open)
     except KeyboardInterrupt:
         progress.stop()
+        workers.interrupted()
         console.print(f"Interrupted. Finished trials are saved in {cfg.out_dir}/; run the same command to resume.")
         raise typer.Exit(130)
     finally:
         progress.stop()
+    workers.finished()
     best = result.best
     if best is None:
         console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
@@ -329,6 +332,50 @@ STUDY = typer.Option(None, "--study", help="Study name (default derived from mod
 SEED = typer.Option(0, "--seed", help="Seed of the sampler, the data split and training.")
 
 
+def _jobs_option(value: int) -> int:
+    if not 1 <= value <= 256:
+        raise typer.BadParameter(f"must be a whole number from 1 to 256, got {value}")
+    return value
+
+
+JOBS = typer.Option(1, "--jobs", callback=_jobs_option,
+                    help="Worker processes on this machine for this study (each takes its share of the CPU "
+                         "cores; extra workers log to <out>/.workers/).")
+
+
+class _Jobs:
+    """`--jobs N` around one run: start N - 1 peers once the study is open, stop them with it."""
+
+    def __init__(self, jobs: int, say):
+        from .engine.peers import is_peer
+
+        self.count = 0 if is_peer() else jobs - 1
+        self.peers = None
+        self.say = say
+
+    def on_open(self, out_dir: Path) -> None:
+        from .engine.peers import Peers
+
+        if self.count > 0:
+            self.peers = Peers(argv=_invoked_args, count=self.count, out_dir=out_dir)
+            self.peers.start()
+            self.say(f"--jobs: started {self.peers.count} more worker(s) of this study (logs in "
+                     f"{self.peers.log_dir}/)")
+
+    def interrupted(self) -> None:
+        if self.peers is not None:
+            self.peers.interrupt()
+            self._wait(120)
+
+    def finished(self) -> None:
+        if self.peers is not None:
+            self._wait(600)
+
+    def _wait(self, timeout: float) -> None:
+        for line in self.peers.wait(timeout):
+            self.say(line)
+
+
 @app.command()
 def grid(
     budget: float = BUDGET,
@@ -336,7 +383,7 @@ def grid(
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
-    skip_bad_images: bool = SKIP_BAD,
+    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
     from .config import SearchConfig
@@ -344,7 +391,7 @@ def grid(
     _run_search(SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data,
                              epochs=epochs, device=device, out=out, storage=storage, study=study, seed=seed,
                              family=family, alpha=alpha_level, skip_bad_images=skip_bad_images,
-                             command_line=_command_line()))
+                             command_line=_command_line()), jobs=jobs)
 
 
 @app.command()
@@ -356,7 +403,7 @@ def search(
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
-    skip_bad_images: bool = SKIP_BAD,
+    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
     from .config import SearchConfig
@@ -364,7 +411,7 @@ def search(
     _run_search(SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                              tolerance=tolerance, seeds=seeds, data=data, epochs=epochs, device=device, out=out,
                              storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
-                             skip_bad_images=skip_bad_images, command_line=_command_line()))
+                             skip_bad_images=skip_bad_images, command_line=_command_line()), jobs=jobs)
 
 
 @app.command()
@@ -391,7 +438,7 @@ def compare(
                                                                         "budget^φ·(1 ± tolerance)."),
     alpha_level: float = typer.Option(0.05, "--alpha-level", help="Significance level of the verdicts."),
     fmt: str = typer.Option("table", "--format", help="table (console) or json (compare.json on stdout)."),
-    skip_bad_images: bool = SKIP_BAD,
+    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS,
 ):
     """Compound scaling against depth-only, width-only and resolution-only at the same measured FLOPs."""
     import logging
@@ -412,18 +459,21 @@ def compare(
         secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
         say(f"trial {info['trial']:>3} {info.get('arm', ''):<16} seed {info.get('seed', 0)} {secs} {what}")
 
+    workers = _Jobs(jobs, say)
     try:
         result = run_compare(from_run=from_, budget=budget, phi=phi, seeds=seeds, data=data, epochs=epochs,
                              device=device, out=out, storage=storage, seed=seed, family=family,
                              tolerance=tolerance, alpha=alpha_level, skip_bad_images=skip_bad_images,
-                             on_trial=on_trial, log_line=say, on_progress=on_progress,
+                             on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open,
                              command_line=_command_line())
     except KeyboardInterrupt:
         progress.stop()
+        workers.interrupted()
         console.print("Interrupted. Finished arms are saved in the study; run the same command to resume.")
         raise typer.Exit(130)
     finally:
         progress.stop()
+    workers.finished()
     payload = result.best
     if fmt == "json":
         import json

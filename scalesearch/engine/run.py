@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import platform
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from ..scaling import coefficients_from_simplex, grid_candidates
 from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
+from .local_workers import LocalWorkers, cpu_cores, thread_share
 from .storage import HEARTBEAT_SECONDS, ORPHAN_SECONDS, open_storage, redact_url, run_dir_lock
 
 log = logging.getLogger("scalesearch.engine")
@@ -147,6 +150,7 @@ class Worker:
     def __init__(self, cfg: SearchConfig, exp: Experiment, study: optuna.Study, worker_index: int = 0):
         self.cfg, self.exp, self.study, self.worker_index = cfg, exp, study, worker_index
         self.cap = cfg.seed_cap(exp.proxy)
+        self.local: LocalWorkers | None = None  # set by run_study: this machine's live workers
         self.racing = cfg.seeds == "auto"
 
     # ------------------------------------------------------------ what the study should contain
@@ -216,8 +220,28 @@ class Worker:
         return coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
                                          cfg.budget)
 
+    def _size_threads(self) -> int | None:
+        """Take this worker's share of the CPU cores (see local_workers); None when not on the CPU or when
+        the user fixed the thread count with OMP_NUM_THREADS."""
+        device = getattr(self.exp, "device", None)
+        if self.local is None or getattr(device, "type", None) != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+            return None
+        import torch
+
+        live = self.local.live()
+        threads = thread_share(live_workers=live)
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+            log.info("%d worker(s) of this run on this machine share %d core(s): %d thread(s) each",
+                     live, cpu_cores(), threads)
+        return threads
+
     def objective(self, trial: optuna.Trial) -> float:
         _mark_alive(trial)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        threads = self._size_threads()
+        if threads is not None:
+            trial.set_user_attr("threads", threads)
         study = self.study
         me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         c = self.candidate_for(trial, me)
@@ -373,19 +397,24 @@ def run_study(
     worker_index: int = 0,
     worker_cls: type = Worker,
     outputs_cls: type = Outputs,
+    on_open: Callable[[Path], None] | None = None,
 ) -> RunResult:
     """Run (or resume) the study until every wanted item is settled.
 
     `worker_cls` and `outputs_cls` say what the study holds and what files it leaves (grid and sampler
-    runs by default; `compare` passes its own). On Ctrl-C the outputs are written from the storage
-    before KeyboardInterrupt propagates.
+    runs by default; `compare` passes its own). `on_open` is called once the study is open and its queue
+    filled, before any training, with the out directory (`--jobs` starts its extra workers there). On Ctrl-C the outputs are
+    written from the storage before KeyboardInterrupt propagates.
     """
-    with interrupts.deferring():  # Ctrl-C stops between storage operations, never inside one
+    # Ctrl-C stops between storage operations, never inside one; this machine's workers count each other.
+    with interrupts.deferring(), LocalWorkers(cfg.out_dir) as local:
         return _run_study(cfg, exp, on_trial=on_trial, log_line=log_line, on_progress=on_progress,
-                          worker_index=worker_index, worker_cls=worker_cls, outputs_cls=outputs_cls)
+                          worker_index=worker_index, worker_cls=worker_cls, outputs_cls=outputs_cls, local=local,
+                          on_open=on_open)
 
 
-def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worker_cls, outputs_cls) -> RunResult:
+def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worker_cls, outputs_cls, local,
+               on_open) -> RunResult:
     with run_dir_lock(cfg.out_dir):
         # Serialises this machine's workers while they create the schema and fill the queue.
         study = open_study(cfg, exp)  # refuses a changed experiment before anything is said or trained
@@ -394,6 +423,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
             log_line(note)
         _fail_stale_trials(study)
         worker = worker_cls(cfg, exp, study, worker_index)
+        worker.local = local
         trials = study.get_trials(deepcopy=False)
         before = queue.item_statuses(trials)
         added = queue.ensure_queued(study, worker.wanted(trials))
@@ -403,6 +433,8 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
              + (f" ({requeued} interrupted re-queued)" if requeued else ""))
     if on_progress is not None:
         on_progress(done, total)
+    if on_open is not None:
+        on_open(cfg.out_dir)
     outputs = outputs_cls(cfg, exp)
 
     def after_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:

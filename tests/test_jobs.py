@@ -1,0 +1,106 @@
+"""`--jobs N` and workers sharing one machine: thread shares, peers, Ctrl-C, exactly once."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import optuna
+import pytest
+
+from scalesearch.data.synthetic import make_synthetic
+from scalesearch.engine import queue
+from scalesearch.engine.local_workers import LocalWorkers, thread_share
+from scalesearch.scaling import grid_candidates
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def test_thread_share_divides_the_cores_and_never_drops_below_one():
+    assert thread_share(live_workers=1, cores=2) == 2
+    assert thread_share(live_workers=2, cores=2) == 1
+    assert thread_share(live_workers=3, cores=2) == 1
+    assert thread_share(live_workers=4, cores=16) == 4
+
+
+HOLD = ("import sys, time; from scalesearch.engine.local_workers import LocalWorkers\n"
+        "with LocalWorkers(sys.argv[1]):\n    print('ready', flush=True); time.sleep(120)\n")
+
+
+def test_live_workers_count_each_other_and_a_killed_one_stops_counting(tmp_path):
+    with LocalWorkers(tmp_path) as me:
+        assert me.live() == 1
+        peer = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert peer.stdout.readline().strip() == "ready"
+            assert me.live() == 2
+        finally:
+            peer.kill()  # SIGKILL: no clean-up of its own; the kernel drops its lock
+            peer.wait()
+        assert me.live() == 1
+        leftover = tmp_path / ".workers" / f"{peer.pid}.lock"
+        assert leftover.exists()  # too young to reap: it may have been a worker just starting ...
+        old = time.time() - 60
+        os.utime(leftover, (old, old))
+        assert me.live() == 1 and not leftover.exists()  # ... an old, unlocked one is tidied away
+    assert not (tmp_path / ".workers" / f"{os.getpid()}.lock").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("jobs-data") / "tiny.npz"
+    x, y = make_synthetic(240, 32, seed=5)
+    np.savez(path, images=x.numpy(), labels=y.numpy())
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_jobs_two_stops_cleanly_on_ctrl_c_and_resumes_to_every_point_exactly_once(tmp_path, tiny):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny), "--out", str(out),
+           "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1", "--jobs", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    storage = f"sqlite:///{out / 'study.db'}"
+    deadline = time.time() + 180
+    workers: set = set()
+    while time.time() < deadline:
+        try:
+            trials = optuna.load_study(study_name="scalesearch-grid-2x", storage=storage).get_trials()
+        except Exception:  # noqa: BLE001 - not created yet
+            trials = []
+        workers = {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}
+        if len(workers) >= 2 and any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+            break
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the second worker never took a trial"
+    proc.send_signal(signal.SIGINT)  # to the first process only: it must stop its peer too
+    _, err = proc.communicate(timeout=150)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    pids = {int(w.rsplit(":", 1)[1]) for w in workers}
+    assert not any(_alive(pid) for pid in pids), "a peer outlived the interrupted run"
+    assert "Traceback" not in (out / ".workers" / "peer-1.log").read_text()
+
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name="scalesearch-grid-2x", storage=storage)
+    evaluated = Counter(queue.key_of(t) for t in study.trials if queue.trial_outcome(t) in queue.FINAL)
+    expected = {queue.item_key({"alpha": c.alpha, "beta": c.beta}, 0) for c in grid_candidates(2.0, 0.1)}
+    assert set(evaluated) == expected and set(evaluated.values()) == {1}
+    # While both lived, each took half of the cores (on this 2-core machine: one thread each).
+    shares = {t.user_attrs.get("threads") for t in study.trials if "threads" in t.user_attrs}
+    assert thread_share(live_workers=2) in shares
