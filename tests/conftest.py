@@ -1,10 +1,13 @@
 import os
+import tempfile
 import sys
 
 import pytest
 
 # Tests run on 2-core CI machines: keep torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Decoded-image cache of this test session, never the user's ~/.cache (subprocesses inherit it).
+os.environ.setdefault("SCALESEARCH_CACHE", tempfile.mkdtemp(prefix="scalesearch-test-cache-"))
 
 
 @pytest.fixture

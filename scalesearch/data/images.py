@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .cache import cached_arrays, folder_key
 from .checks import one_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}  # compared lower-cased
@@ -42,16 +43,21 @@ def read_image(path: Path, size: int) -> np.ndarray:
     """
     from PIL import Image, ImageOps
 
+    _quiet_bomb_warnings()
     try:
-        with warnings.catch_warnings():
-            # PIL only warns between MAX_IMAGE_PIXELS and twice that, and decodes anyway: refuse both.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                # JPEG only: let the decoder shrink by up to 8x while both sides stay >= size (much
-                # faster for large photos, and the resize below would discard the detail anyway).
-                im.draft(None, (size, size))
-                im.load()  # decode the pixels here: open() reads only the header
-                im = _as_rgb(ImageOps.exif_transpose(im))
+        with Image.open(path) as im:
+            # PIL raises above twice MAX_IMAGE_PIXELS but only warns between MAX and twice that, and
+            # decodes anyway: refuse both, from the header, before decoding. (Checked here rather than
+            # by turning the warning into an error: warning filters are process-wide, and images are
+            # decoded on several threads.)
+            if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels, over the limit of "
+                                                   f"{Image.MAX_IMAGE_PIXELS}")
+            # JPEG only: let the decoder shrink by up to 8x while both sides stay >= size (much
+            # faster for large photos, and the resize below would discard the detail anyway).
+            im.draft(None, (size, size))
+            im.load()  # decode the pixels here: open() reads only the header
+            im = _as_rgb(ImageOps.exif_transpose(im))
         # Centre-crop to a square, then resize: the trainer works on square inputs.
         side = min(im.size)
         left, top = (im.width - side) // 2, (im.height - side) // 2
@@ -61,6 +67,13 @@ def read_image(path: Path, size: int) -> np.ndarray:
         raise UserError(f"{path}: refused, too many pixels to decode safely ({one_line(exc)})") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ... for damaged files
         raise UserError(f"{path}: cannot read image ({one_line(exc)})") from None
+
+
+def _quiet_bomb_warnings() -> None:
+    """PIL's warning is redundant with read_image's own refusal; silence that one category only."""
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _as_rgb(im):
@@ -111,25 +124,45 @@ def _image_files(class_folder: Path) -> list[Path]:
             if _is_image(p) and not any(part.startswith(".") for part in p.relative_to(class_folder).parts)]
 
 
+def _decode_in_parallel(files: list[Path], size: int) -> list:
+    """Each file's array, or its UserError, in order. PIL releases the GIL while it decodes, so threads
+    use every core (a warning-filter-free read_image makes that safe)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..engine.local_workers import cpu_cores
+
+    def attempt(f: Path):
+        try:
+            return read_image(f, size)
+        except UserError as exc:
+            return exc
+
+    if len(files) < 64:
+        return [attempt(f) for f in files]
+    with ThreadPoolExecutor(max_workers=min(16, cpu_cores())) as pool:
+        return list(pool.map(attempt, files, chunksize=32))
+
+
 def _read_split(files_by_class: dict[Path, list[Path]], size: int, skip_bad_images: bool, skipped: list[str]):
-    images, labels = [], []
-    for label, (folder, files) in enumerate(files_by_class.items()):
+    flat = [(label, f) for label, files in enumerate(files_by_class.values()) for f in files]
+    for folder, files in files_by_class.items():
         if not files:
             raise UserError(f"{folder}: class folder holds no images ({' '.join(sorted(IMAGE_SUFFIXES))}, any case)")
-        read = 0
-        for f in files:
-            try:
-                images.append(read_image(f, size))
-            except UserError as exc:
-                if not skip_bad_images:
-                    raise UserError(f"{exc}; {SKIP_HINT}") from None
-                skipped.append(str(f))
-                continue
-            labels.append(label)
-            read += 1
-        if read == 0:
+    decoded = _decode_in_parallel([f for _, f in flat], size)
+    images, labels, read = [], [], [0] * len(files_by_class)
+    for (label, f), result in zip(flat, decoded):
+        if isinstance(result, UserError):
+            if not skip_bad_images:
+                raise UserError(f"{result}; {SKIP_HINT}") from None
+            skipped.append(str(f))
+            continue
+        images.append(result)
+        labels.append(label)
+        read[label] += 1
+    for (folder, files), count in zip(files_by_class.items(), read):
+        if count == 0:
             raise UserError(f"{folder}: none of its {len(files)} images could be read")
-    return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
 def load_image_folder(root: Path, size: int, *, skip_bad_images: bool = False):
@@ -171,7 +204,18 @@ def load_image_folder(root: Path, size: int, *, skip_bad_images: bool = False):
             raise UserError(f"{root / 'test'}: class folders differ from train/'s "
                             f"(missing: {', '.join(missing) or '-'}; not in train/: {', '.join(extra) or '-'})")
         test_files = {folder: _image_files(folder) for folder in test_classes}
-    skipped: list[str] = []
-    train = _read_split(train_files, size, skip_bad_images, skipped)
-    test = _read_split(test_files, size, skip_bad_images, skipped) if test_files else None
-    return classes, train, test, skipped
+    def decode() -> dict[str, np.ndarray]:
+        skipped: list[str] = []
+        x, y = _read_split(train_files, size, skip_bad_images, skipped)
+        arrays = {"x": x, "y": y, "skipped": np.asarray(skipped, dtype=str)}
+        if test_files:
+            arrays["tx"], arrays["ty"] = _read_split(test_files, size, skip_bad_images, skipped)
+            arrays["skipped"] = np.asarray(skipped, dtype=str)
+        return arrays
+
+    every_file = [(label, f) for split in (train_files, test_files or {}) for label, files in
+                  enumerate(split.values()) for f in files]
+    arrays = cached_arrays(folder_key(every_file, size=size, skip_bad_images=skip_bad_images), decode)
+    train = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+    test = (torch.from_numpy(arrays["tx"]), torch.from_numpy(arrays["ty"])) if "tx" in arrays else None
+    return classes, train, test, [str(s) for s in arrays["skipped"]]
