@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -249,7 +250,7 @@ def _progress_view(console, description: str):
     return progress, on_progress
 
 
-def _run_search(cfg, *, jobs: int = 1) -> None:
+def _run_search(cfg, *, jobs: int = 1, devices: Optional[list[int]] = None, jobs_per_device: int = 1) -> None:
     """Shared body of `grid` and `search`: run with a live view, then summarise."""
     import logging
 
@@ -272,7 +273,7 @@ def _run_search(cfg, *, jobs: int = 1) -> None:
         seed = f"seed {info.get('seed', 0)}"
         say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {built} {ratio} {seed} {secs} {what}")
 
-    workers = _Jobs(jobs, say)
+    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=cfg.device)
     try:
         result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open)
     except KeyboardInterrupt:
@@ -343,13 +344,48 @@ JOBS = typer.Option(1, "--jobs", callback=_jobs_option,
                          "cores; extra workers log to <out>/.workers/).")
 
 
+def _devices_option(value: Optional[str]) -> Optional[list[int]]:
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise typer.BadParameter(f"a comma-separated list of CUDA device numbers such as 0,1; got {value!r}")
+    devices = [int(p) for p in parts]
+    if len(set(devices)) != len(devices):
+        raise typer.BadParameter(f"a device is listed twice in {value!r}; use --jobs-per-device for more workers "
+                                 "per GPU")
+    return devices
+
+
+DEVICES_OPT = typer.Option(None, "--devices", callback=_devices_option,
+                           help="CUDA devices to spread the workers over, e.g. 0,1 (with --jobs-per-device).")
+JOBS_PER_DEVICE = typer.Option(1, "--jobs-per-device", callback=_jobs_option,
+                               help="With --devices: worker processes per GPU (small proxies are launch-bound; "
+                                    "two per GPU can add throughput).")
+
+
 class _Jobs:
-    """`--jobs N` around one run: start N - 1 peers once the study is open, stop them with it."""
+    """`--jobs N` (or `--devices`) around one run: start the peers once the study is open, stop them with it."""
 
-    def __init__(self, jobs: int, say):
-        from .engine.peers import is_peer
+    def __init__(self, jobs: int, say, *, devices: Optional[list[int]] = None, jobs_per_device: int = 1,
+                 device: str = "auto"):
+        from .engine.peers import device_plan, is_peer
 
-        self.count = 0 if is_peer() else jobs - 1
+        if devices is not None:
+            if jobs != 1:
+                raise UserError("--devices spreads the workers over GPUs: give --jobs-per-device instead of --jobs")
+            if device == "cpu":
+                raise UserError("--devices names CUDA devices; drop it, or use --device cuda/auto")
+        plan = device_plan(jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
+        if plan[0] is not None and not is_peer():
+            # Before CUDA is initialised in this process: the first worker takes the first device.
+            os.environ["CUDA_VISIBLE_DEVICES"] = plan[0]
+            import torch
+
+            if not torch.cuda.is_available():
+                raise UserError(f"--devices {','.join(map(str, devices))}: no CUDA device is available here")
+        self.plan = [] if is_peer() else plan[1:]
+        self.count = len(self.plan)
         self.peers = None
         self.say = say
 
@@ -357,7 +393,7 @@ class _Jobs:
         from .engine.peers import Peers
 
         if self.count > 0:
-            self.peers = Peers(argv=_invoked_args, count=self.count, out_dir=out_dir)
+            self.peers = Peers(argv=_invoked_args, count=self.count, out_dir=out_dir, visible_devices=self.plan)
             self.peers.start()
             self.say(f"--jobs: started {self.peers.count} more worker(s) of this study (logs in "
                      f"{self.peers.log_dir}/)")
@@ -383,7 +419,8 @@ def grid(
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
-    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS,
+    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS, devices: Optional[str] = DEVICES_OPT,
+    jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
     from .config import SearchConfig
@@ -391,7 +428,7 @@ def grid(
     _run_search(SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data,
                              epochs=epochs, device=device, out=out, storage=storage, study=study, seed=seed,
                              family=family, alpha=alpha_level, skip_bad_images=skip_bad_images,
-                             command_line=_command_line()), jobs=jobs)
+                             command_line=_command_line()), jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
 
 
 @app.command()
@@ -403,7 +440,8 @@ def search(
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
-    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS,
+    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS, devices: Optional[str] = DEVICES_OPT,
+    jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
     from .config import SearchConfig
@@ -411,7 +449,8 @@ def search(
     _run_search(SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                              tolerance=tolerance, seeds=seeds, data=data, epochs=epochs, device=device, out=out,
                              storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
-                             skip_bad_images=skip_bad_images, command_line=_command_line()), jobs=jobs)
+                             skip_bad_images=skip_bad_images, command_line=_command_line()), jobs=jobs,
+                devices=devices, jobs_per_device=jobs_per_device)
 
 
 @app.command()
@@ -438,7 +477,8 @@ def compare(
                                                                         "budget^φ·(1 ± tolerance)."),
     alpha_level: float = typer.Option(0.05, "--alpha-level", help="Significance level of the verdicts."),
     fmt: str = typer.Option("table", "--format", help="table (console) or json (compare.json on stdout)."),
-    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS,
+    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS, devices: Optional[str] = DEVICES_OPT,
+    jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Compound scaling against depth-only, width-only and resolution-only at the same measured FLOPs."""
     import logging
@@ -459,7 +499,7 @@ def compare(
         secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
         say(f"trial {info['trial']:>3} {info.get('arm', ''):<16} seed {info.get('seed', 0)} {secs} {what}")
 
-    workers = _Jobs(jobs, say)
+    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=device or "auto")
     try:
         result = run_compare(from_run=from_, budget=budget, phi=phi, seeds=seeds, data=data, epochs=epochs,
                              device=device, out=out, storage=storage, seed=seed, family=family,

@@ -104,3 +104,33 @@ def test_jobs_two_stops_cleanly_on_ctrl_c_and_resumes_to_every_point_exactly_onc
     # While both lived, each took half of the cores (on this 2-core machine: one thread each).
     shares = {t.user_attrs.get("threads") for t in study.trials if "threads" in t.user_attrs}
     assert thread_share(live_workers=2) in shares
+
+
+def test_devices_plan_gives_each_gpu_its_workers_and_the_first_to_the_first_process():
+    from scalesearch.engine.peers import device_plan
+
+    assert device_plan(jobs=3, devices=None, jobs_per_device=1) == [None, None, None]
+    assert device_plan(jobs=1, devices=[0, 1], jobs_per_device=2) == ["0", "1", "0", "1"]
+    assert device_plan(jobs=1, devices=[3], jobs_per_device=1) == ["3"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--devices", "0,0"], "listed twice"),
+    (["--devices", "gpu0"], "CUDA device numbers"),
+    (["--devices", "0", "--jobs", "2"], "--jobs-per-device instead of --jobs"),
+    (["--devices", "0", "--device", "cpu"], "names CUDA devices"),
+    (["--jobs", "0"], "from 1 to 256"),
+    (["--jobs-per-device", "0", "--devices", "0"], "from 1 to 256"),
+])
+def test_bad_worker_options_are_one_line_and_exit_2(cli, tmp_path, tiny, args, needle):
+    code, _, err = cli("grid", "--budget", "2x", "--data", tiny, "--out", tmp_path / "o", *args)
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+    assert not (tmp_path / "o" / "trials.csv").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_devices_without_cuda_is_refused_before_any_work(cli, tmp_path, tiny, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the command sets it in this process: undone after the test
+    code, _, err = cli("grid", "--budget", "2x", "--data", tiny, "--out", tmp_path / "o", "--devices", "0,1")
+    assert code == 2 and "no CUDA device is available" in err and "Traceback" not in err
