@@ -3,17 +3,18 @@
     import scalesearch
     result = scalesearch.grid(budget=2.0)          # the same as `scalesearch grid --budget 2x`
     members = scalesearch.expand(alpha=1.2, beta=1.1, gamma=1.15, phis=range(1, 8))
+    scalesearch.report_run(from_run="runs/grid-2x", format="latex", out="paper/search.tex")
 """
 
 from .errors import UserError
 
 __version__ = "0.1.0"
-__all__ = ["UserError", "compare", "expand", "grid", "measure_cost", "search"]
+__all__ = ["UserError", "compare", "expand", "grid", "measure_cost", "report_run", "search"]
 
 
 def __getattr__(name: str):
     # Lazy: `import scalesearch` (and the CLI's argument checks) must not pay for importing torch.
-    if name in ("grid", "search", "expand", "compare"):
+    if name in ("grid", "search", "expand", "compare", "report_run"):
         from . import api
 
         return getattr(api, name)

@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import Callable, Iterable
 
+from dataclasses import dataclass, field
+
 from .config import SearchConfig
 from .errors import UserError
 from .engine.run import RunResult
@@ -150,3 +152,55 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     return expand_family(source.coefficients, phis, family=family, base_resolution=base_resolution,
                          num_classes=num_classes, resolution_multiple=resolution_multiple,
                          match_budget=match_budget, on_member=on_member)
+
+
+@dataclass
+class ReportResult:
+    """What `report_run` made: the rendered text, where it went, and the figure files beside it."""
+
+    text: str
+    format: str
+    out: Path | None  # None: the caller prints `text`
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth telling the user (on stderr, in the CLI)
+
+
+def report_run(*, from_run: str | Path, format: str | None = None, out: str | Path | None = None,
+               storage: str | None = None, figures: bool = True) -> ReportResult:
+    """`scalesearch report`: a run read back from its study storage as md, latex, csv, json or html.
+
+    `format` defaults to the suffix of `out` (.md, .tex, .csv, .json, .html), else md. With `out`, the
+    report is written there atomically and the figures (PNG and PDF) beside it; without, the text is
+    returned and the figures go into the run directory. `storage` opens a study whose URL best.json
+    could not record (a password).
+    """
+    from .fileio import atomic_write_text, probe_writable_dir, probe_writable_file
+    from .reporting.figures import write_report_figures
+    from .reporting.load import load_run
+    from .reporting.tables import FORMAT_BY_SUFFIX, FORMATS, render
+
+    out = Path(out) if out is not None else None
+    fmt = format or (FORMAT_BY_SUFFIX.get(out.suffix.lower()) if out is not None else None) or "md"
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if out is not None:
+        try:
+            probe_writable_file(out)  # before reading the study: a typo in --out costs nothing
+        except OSError as exc:
+            raise UserError(f"--out: {exc}") from None
+    report = load_run(from_run, storage=storage)
+    notes = list(report.notes)
+    drawn: list[Path] = []
+    if figures and report.ranking:
+        directory = out.parent if out is not None else report.run_dir
+        try:
+            probe_writable_dir(directory)
+        except OSError as exc:
+            notes.append(f"figures not written ({exc}); pass --out FILE to put them beside it, or --no-figures")
+        else:
+            for d in write_report_figures(report, directory, out.stem if out is not None else "report"):
+                drawn += d.paths
+    text = render(report, fmt, drawn)
+    if out is not None:
+        atomic_write_text(out, text)
+    return ReportResult(text, fmt, out, drawn, notes)

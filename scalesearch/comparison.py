@@ -109,13 +109,9 @@ def summary_lines(payload: dict) -> list[str]:
 
 def write_figure(payload: dict, stem: Path) -> list[Path]:
     """Accuracy of each arm (mean ± std, every seed as a dot) at its measured FLOP ratio: PNG and PDF."""
-    import matplotlib
+    from .plotting import FIGURE_SUFFIXES, pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .fileio import atomic_write_bytes
-
+    plt = pyplot()
     arms = payload["arms"]
     fig, ax = plt.subplots(figsize=(6.4, 3.8), constrained_layout=True)
     colours = ["#c0392b", "#2471a3", "#229954", "#b7950b"]
@@ -142,12 +138,4 @@ def write_figure(payload: dict, stem: Path) -> list[Path]:
     ax.grid(axis="y", alpha=0.3)
     ax.text(0.99, 0.02, f"mean ± std over {len(payload['seeds'])} seeds; dots: single seeds",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
-    written = []
-    for suffix in (".png", ".pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=suffix[1:], dpi=160)
-        path = stem.with_suffix(suffix)
-        atomic_write_bytes(path, buf.getvalue())
-        written.append(path)
-    plt.close(fig)
-    return written
+    return save_figure(fig, [stem.with_suffix(s) for s in FIGURE_SUFFIXES])

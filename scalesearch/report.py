@@ -48,16 +48,44 @@ def to_markdown(rows: Sequence[FamilyMember], title: str) -> str:
 
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  # In pdflatex's default (OT1) font these three print as other glyphs (¡, ¿, —).
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+                  "\n": " ", "\r": " ", "\t": " "}
 
 
 _LATEX_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "φ": r"$\phi$", "²": r"$^2$",
-                  "·": r"$\cdot$", "≈": r"$\approx$"}
+                  "·": r"$\cdot$", "≈": r"$\approx$", "±": r"$\pm$", "×": r"$\times$", "σ": r"$\sigma$",
+                  "√": r"$\surd$", "≤": r"$\leq$", "≥": r"$\geq$", "→": r"$\rightarrow$", "−": "-",
+                  "–": "--", "—": "---", "…": r"\ldots{}", "°": r"$^\circ$", "µ": r"$\mu$", "μ": r"$\mu$",
+                  "ß": r"\ss{}", "ø": r"\o{}", "Ø": r"\O{}", "æ": r"\ae{}", "Æ": r"\AE{}", "œ": r"\oe{}",
+                  "Œ": r"\OE{}", "ł": r"\l{}", "Ł": r"\L{}", "\u00a0": "~"}
+
+
+def _latex_char(c: str) -> str:
+    if c in _LATEX_ESCAPES:
+        return _LATEX_ESCAPES[c]
+    if c in _LATEX_UNICODE:
+        return _LATEX_UNICODE[c]
+    if c.isascii():
+        return c if c.isprintable() else " "
+    import unicodedata
+
+    # Accented Latin letters (é, ü, ñ) print through pdflatex's UTF-8 input; anything else a plain
+    # pdflatex cannot typeset (a CJK file name, an emoji) is spelled as its code point, not an error.
+    base = unicodedata.normalize("NFD", c)[0]
+    if base.isascii() and base.isalpha():
+        return c
+    return f"[U+{ord(c):04X}]"
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX specials and spell out the Greek and math signs our titles use (pdflatex-safe)."""
-    return "".join(_LATEX_ESCAPES.get(c) or _LATEX_UNICODE.get(c, c) for c in text)
+    """Escape LaTeX specials and spell out the Greek and math signs our text uses (pdflatex-safe).
+
+    Anything user-provided (paths, data set names, reasons, command lines) goes through here, so the
+    result compiles with nothing but pdflatex's defaults, whatever the string holds.
+    """
+    return "".join(_latex_char(c) for c in str(text))
 
 
 def to_latex(rows: Sequence[FamilyMember], title: str) -> str:

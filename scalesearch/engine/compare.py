@@ -208,35 +208,16 @@ def paper_compound(budget: float) -> Coefficients:
 
 def read_run(run_dir, *, storage: str | None) -> tuple[dict, dict, list]:
     """(best.json, the run's config, its candidate records read from its study) of a finished run."""
-    import json
-    from pathlib import Path
-
     from ..errors import UserError
     from .results import candidate_records
-    from .storage import open_storage
+    from .rundir import load_best_json, open_run_study
 
-    run_dir = Path(run_dir)
-    path = run_dir / "best.json"
-    if not path.is_file():
-        raise UserError(f"--from {run_dir}: no best.json there; point it at a grid or search run directory")
-    try:
-        best = json.loads(path.read_text(encoding="utf-8"))
-        config = best["provenance"]["config"]
-        best["alpha"], best["beta"], best["gamma"], best["trial"], best["study"]  # noqa: B018 - presence check
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not a scalesearch best.json ({type(exc).__name__}: {exc})") from None
+    best = load_best_json(run_dir)
     if not best.get("complete"):
         raise UserError(f"the run in {run_dir} is not complete (its winner may still change): finish it by "
                         "running its command again, then compare")
-    url = storage or config.get("storage") or f"sqlite:///{(run_dir / 'study.db').resolve()}"
-    if "***" in url:
-        raise UserError("the run's study is in a database whose password is not recorded: pass --storage with "
-                        "its URL")
-    try:
-        study = optuna.load_study(study_name=best["study"], storage=open_storage(url))
-    except KeyError:
-        raise UserError(f"no study {best['study']!r} in {url.split('://')[0]} storage of {run_dir}: "
-                        "pass --storage if the run used another one") from None
+    study = open_run_study(run_dir, best, storage)
+    config = best["provenance"]["config"]
     return best, {**config, "storage": storage or config.get("storage")}, \
         candidate_records(study.get_trials(deepcopy=False), float(best["budget"]))
 

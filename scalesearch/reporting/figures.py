@@ -1,0 +1,184 @@
+"""The report's figures and `expand --plot`'s family curve (matplotlib, PNG + PDF).
+
+Each function draws from the numbers it is given, writes the files, and returns what it drew
+(`Drawn.points`: the data of each marker group as plotted), so tests check the figure, not the input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..plotting import REFERENCE_COLOUR, WINNER_COLOUR, figure_paths, pyplot, save_figure
+from ..scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
+from .load import RunReport
+
+#: Figure file suffix -> what it shows (alt texts and captions in the reports).
+FIGURE_TITLES = {
+    "accuracy-vs-flops": "Validation accuracy against measured FLOPs (multiply-adds) of every trained candidate",
+    "alpha-beta": "The α–β plane coloured by validation accuracy (γ implied by the budget)",
+}
+
+
+@dataclass
+class Drawn:
+    paths: list[Path]
+    points: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)  # marker group -> plotted data
+
+
+def figure_stem(name: str) -> str:
+    """`<name>` made safe for every place a figure is named: \\includegraphics, Markdown links, HTML."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-") or "report"
+
+
+def _offsets(collection) -> list[tuple[float, ...]]:
+    return [tuple(float(v) for v in xy) for xy in collection.get_offsets()]
+
+
+def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
+    """Mean ± std accuracy of each distinct trained network at its measured multiply-adds; Pareto front; winner."""
+    plt = pyplot()
+    distinct = [item.record for item in report.ranking if item.same_network_as is None]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    drawn: dict[str, list] = {}
+    if distinct:
+        x = [r.flops / 1e6 for r in distinct]
+        y = [100 * r.accuracy for r in distinct]
+        err = [100 * (r.accuracy_std or 0.0) for r in distinct]
+        bars = ax.errorbar(x, y, yerr=err, fmt="o", color="#2471a3", ecolor="#7fb3d5", markersize=5, capsize=3,
+                           label="trained candidate (mean ± std over seeds)", zorder=3)
+        drawn["candidates"] = [tuple(float(v) for v in xy) for xy in zip(*bars.lines[0].get_data())]
+        # Pareto front: candidates no cheaper candidate beats on accuracy.
+        front, best = [], -math.inf
+        for xi, yi in sorted(zip(x, y), key=lambda p: (p[0], -p[1])):
+            if yi > best:
+                front.append((xi, yi))
+                best = yi
+        line, = ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", color="0.35",
+                        linestyle="--", linewidth=1, label="Pareto front", zorder=2)
+        drawn["pareto"] = [tuple(float(v) for v in xy) for xy in zip(*line.get_data())]
+        w = report.winner_record
+        star = ax.scatter([w.flops / 1e6], [100 * w.accuracy], marker="*", s=260, facecolor="none",
+                          edgecolor=WINNER_COLOUR, linewidth=1.6, zorder=4,
+                          label=f"winner (trial {w.trial}): {100 * w.accuracy:.1f}%")
+        drawn["winner"] = _offsets(star)
+        base = w.flops / w.flops_ratio  # the φ = 0 proxy's multiply-adds, as the run measured them
+        lo, hi = report.budget * (1 - report.tolerance), report.budget * (1 + report.tolerance)
+        ax.axvspan(lo * base / 1e6, hi * base / 1e6, color="0.9", zorder=0,
+                   label=f"budget {report.budget:g}x ± {report.tolerance:.0%}")
+        top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v * 1e6 / b, lambda r, b=base: r * b / 1e6))
+        top.set_xlabel("FLOP ratio to the φ = 0 proxy", fontsize=8)
+        ax.legend(loc="best", fontsize=7, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no candidate completed", transform=ax.transAxes, ha="center", va="center")
+    ax.set_xlabel("measured FLOPs (M multiply-adds, fvcore, batch 1)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(f"{report.study}: accuracy vs cost, data {report.data_name}", fontsize=9)
+    ax.grid(alpha=0.3)
+    return Drawn(save_figure(fig, figure_paths(stem)), drawn)
+
+
+def alpha_beta_plane(report: RunReport, stem: Path) -> Drawn:
+    """Every candidate at its nominal (α, β): trained ones coloured by accuracy, the others marked by why."""
+    import numpy as np
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
+    drawn: dict[str, list] = {}
+    records = report.records
+    alphas = [r.alpha for r in records] + [PAPER_ALPHA]
+    betas = [r.beta for r in records] + [PAPER_BETA]
+    pad_a = max(0.02, 0.06 * (max(alphas) - min(alphas)))
+    pad_b = max(0.02, 0.06 * (max(betas) - min(betas)))
+    xlim = (min(alphas) - pad_a, max(alphas) + pad_a)
+    ylim = (min(betas) - pad_b, max(betas) + pad_b)
+    # γ is not a free axis: α·β²·γ² = budget fixes it. Faint iso-γ lines show what each point implies.
+    ga, gb = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
+    gamma = np.sqrt(report.budget / (ga * gb**2))
+    contours = ax.contour(ga, gb, gamma, levels=8, colors="0.75", linewidths=0.6, zorder=0)
+    ax.clabel(contours, fontsize=6, fmt=lambda v: f"γ={v:.2f}")
+
+    trained = [r for r in records if r.state == "complete" and r.accuracy is not None]
+    if trained:
+        sc = ax.scatter([r.alpha for r in trained], [r.beta for r in trained],
+                        c=[100 * r.accuracy for r in trained], cmap="viridis", s=60, edgecolor="k", linewidth=0.4,
+                        zorder=3, label="trained")
+        fig.colorbar(sc, ax=ax, label="validation accuracy (%, mean over seeds)")
+        drawn["trained"] = _offsets(sc)
+    groups = (("rejected", "x", "#7f8c8d", "rejected: FLOP ratio outside the budget"),
+              ("pruned", "v", "#b9770e", "pruned"),
+              ("failed", "s", "#922b21", "diverged / out of memory / failed"),
+              ("unsettled", "o", "0.6", "not finished"))
+    states = {"rejected": ("rejected",), "pruned": ("pruned",), "failed": ("diverged", "oom", "failed", "lost"),
+              "unsettled": ("running", "waiting", "interrupted")}
+    for name, marker, colour, label in groups:
+        members = [r for r in records if r.state in states[name]]
+        if not members:
+            continue
+        # 'x' is a line marker (no face); the others are drawn hollow so a trained point is never hidden.
+        colours = {"color": colour} if marker == "x" else {"facecolor": "none", "edgecolor": colour}
+        sc = ax.scatter([r.alpha for r in members], [r.beta for r in members], marker=marker, s=50,
+                        linewidth=1.2, zorder=3, label=f"{label} ({len(members)})", **colours)
+        drawn[name] = _offsets(sc)
+    w = report.winner_record
+    if w is not None:
+        star = ax.scatter([w.alpha], [w.beta], marker="*", s=320, facecolor="none", edgecolor=WINNER_COLOUR,
+                          linewidth=1.6, zorder=4, label=f"winner α={w.alpha:.3g}, β={w.beta:.3g}, γ={w.gamma:.3g}")
+        drawn["winner"] = _offsets(star)
+    paper_gamma_here = math.sqrt(report.budget / (PAPER_ALPHA * PAPER_BETA**2))
+    paper = ax.scatter([PAPER_ALPHA], [PAPER_BETA], marker="P", s=90, color=REFERENCE_COLOUR, zorder=4,
+                       label=f"paper α={PAPER_ALPHA}, β={PAPER_BETA} (γ={PAPER_GAMMA} at 1.92x; "
+                             f"{paper_gamma_here:.3g} at {report.budget:g}x)")
+    drawn["paper"] = _offsets(paper)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("α (depth coefficient, nominal)")
+    ax.set_ylabel("β (width coefficient, nominal)")
+    ax.set_title(f"{report.study}: α·β²·γ² = {report.budget:g}, γ = √({report.budget:g} / (α·β²))", fontsize=9)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+    return Drawn(save_figure(fig, figure_paths(stem)), drawn)
+
+
+def write_report_figures(report: RunReport, directory: Path, name: str) -> list[Drawn]:
+    """Both report figures into `directory` as <name>-accuracy-vs-flops.{png,pdf} and <name>-alpha-beta.*."""
+    stem = figure_stem(name)
+    return [accuracy_vs_flops(report, directory / f"{stem}-accuracy-vs-flops"),
+            alpha_beta_plane(report, directory / f"{stem}-alpha-beta")]
+
+
+def family_curve(members: Sequence, paths: Sequence[Path], title: str) -> Drawn:
+    """`expand --plot`: measured multiply-adds and parameters against φ, with the ideal (α·β²·γ²)^φ line."""
+    plt = pyplot()
+    members = sorted(members, key=lambda m: m.phi)
+    phis = [m.phi for m in members]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.8), constrained_layout=True)
+    flops = left.plot(phis, [m.flops / 1e9 for m in members], "o-", color="#2471a3", label="measured")[0]
+    # The ideal member costs (α·β²·γ²)^φ times φ = 0's; each member's own ratio gives φ = 0's cost.
+    base = members[0].flops / members[0].flops_ratio
+    ideal = left.plot(phis, [base * m.target_ratio / 1e9 for m in members], "--", color=REFERENCE_COLOUR,
+                      linewidth=1, label="ideal (α·β²·γ²)^φ")[0]
+    params = right.plot(phis, [m.params / 1e6 for m in members], "s-", color="#229954", label="measured")[0]
+    for ax, unit in ((left, "FLOPs (G multiply-adds, fvcore, batch 1)"), (right, "parameters (M)")):
+        ax.set_yscale("log")  # each φ step multiplies the cost: equal steps on a log axis
+        ax.set_xlabel("φ (compound coefficient)")
+        ax.set_ylabel(unit)
+        ax.set_xticks(phis, [f"{m.phi:g}\n{m.name}" for m in members], fontsize=7)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="upper left", fontsize=7, frameon=False)
+    left.set_title("cost per member", fontsize=9)
+    right.set_title("size per member", fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    drawn = {"flops": [tuple(map(float, xy)) for xy in zip(*flops.get_data())],
+             "ideal": [tuple(map(float, xy)) for xy in zip(*ideal.get_data())],
+             "params": [tuple(map(float, xy)) for xy in zip(*params.get_data())]}
+    return Drawn(save_figure(fig, paths), drawn)
+
+
+def plot_paths(target: Path) -> list[Path]:
+    """`--plot FILE`: FILE.png and FILE.pdf, or only the one its suffix names (.png or .pdf)."""
+    if target.suffix.lower() in (".png", ".pdf"):
+        return [target.with_suffix(target.suffix.lower())]
+    return figure_paths(target)

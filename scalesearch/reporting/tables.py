@@ -1,0 +1,395 @@
+"""One loaded run rendered as Markdown, LaTeX (booktabs), HTML, CSV or JSON.
+
+The cells of each table are formatted once, as plain text (`*_rows` below); each format only escapes
+and marks them up, so the five renderings cannot drift apart. JSON and CSV carry full precision (the
+study's own floats); the human formats round for reading and say what the numbers are.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Sequence
+
+from ..cost import FLOP_CONVENTION
+from ..engine.results import TRIAL_COLUMNS, CandidateRecord
+from ..report import latex_escape
+from .load import RunReport
+
+FORMATS = ("md", "latex", "csv", "json", "html")
+FORMAT_BY_SUFFIX = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".json": "json",
+                    ".html": "html", ".htm": "html"}
+
+#: report.csv: a rank, then exactly trials.csv's columns, then the network a candidate shares.
+CSV_COLUMNS = ("rank", *TRIAL_COLUMNS, "same_network_as")
+
+RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "res (px)", "FLOP ratio",
+                   "params", "val accuracy", "seeds", "note")
+NOT_TRAINED_HEADERS = ("trial", "state", "α", "β", "γ", "res (px)", "FLOP ratio", "reason")
+COMPARE_HEADERS = ("arm", "depth", "width", "res (px)", "FLOP ratio", "val accuracy", "seeds", "verdict")
+# Columns of words (left-aligned); the rest are numbers (right-aligned).
+RANKING_TEXT, NOT_TRAINED_TEXT, COMPARE_TEXT = {13}, {1, 7}, {0, 7}
+
+
+# ------------------------------------------------------------------ numbers as text, once for all formats
+
+def _num(value, spec: str = ".3f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _accuracy(mean, std) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def _int(value) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def ranking_rows(report: RunReport) -> list[list[str]]:
+    rows = []
+    for item in report.ranking:
+        r = item.record
+        note = "winner" if item.rank == 1 and item.same_network_as is None else ""
+        if item.same_network_as is not None:
+            note = f"same network as trial {item.same_network_as}"
+        rows.append([str(item.rank), str(r.trial), _num(r.alpha), _num(r.beta), _num(r.gamma), _num(r.alpha_eff),
+                     _num(r.beta_eff), _num(r.gamma_eff), _int(r.resolution), _num(r.flops_ratio), _int(r.params),
+                     _accuracy(r.accuracy, r.accuracy_std), str(r.seeds), note])
+    return rows
+
+
+def not_trained_rows(report: RunReport) -> list[list[str]]:
+    return [[str(r.trial), r.state, _num(r.alpha), _num(r.beta), _num(r.gamma), _int(r.resolution),
+             _num(r.flops_ratio), r.reason or r.state] for r in report.not_trained]
+
+
+def compare_rows(payload: dict) -> list[list[str]]:
+    arms = list(payload["arms"])
+    rows = []
+    for a in arms:
+        rows.append([a["name"], _num(a.get("depth_mult")), _num(a.get("width_mult")), _int(a.get("resolution")),
+                     _num(a.get("flops_ratio")), _accuracy(a.get("accuracy"), a.get("accuracy_std")),
+                     str(a.get("seeds", "")), a.get("verdict", {}).get("text", "")])
+    base = payload.get("baseline")
+    if base:
+        rows.append([f"{base['name']} (unscaled)", _num(base.get("depth_mult")), _num(base.get("width_mult")),
+                     _int(base.get("resolution")), _num(base.get("flops_ratio")),
+                     _accuracy(base.get("accuracy"), base.get("accuracy_std")), str(base.get("seeds", "")),
+                     "reference: the φ = 0 proxy"])
+    return rows
+
+
+def title(report: RunReport) -> str:
+    return f"scalesearch report: study {report.study}"
+
+
+def winner_lines(report: RunReport) -> list[str]:
+    """The winner and the verdict, as sentences."""
+    w = report.winner
+    if w is None:
+        return ["No candidate completed: there is no winner."]
+    seeds = ", ".join(f"seed {s}: {a:.4f}" for s, a in w["seed_accuracies"].items())
+    lines = [
+        f"Winner: trial {w['trial']}, α = {w['alpha']:.4f}, β = {w['beta']:.4f}, γ = {w['gamma']:.4f} "
+        f"(α·β²·γ² = {w['flops_factor']:.3f}); effective α = {_num(w['alpha_eff'], '.4f')}, "
+        f"β = {_num(w['beta_eff'], '.4f')}, γ = {_num(w['gamma_eff'], '.4f')}.",
+        f"Built as depth ×{_num(w['depth_mult'], '.3f')}, width ×{_num(w['width_mult'], '.3f')} at "
+        f"{w['resolution']} px: measured FLOP ratio {_num(w['measured_flops_ratio'])} to the φ = 0 proxy "
+        f"(budget {report.budget:g}x ± {report.tolerance:.0%}).",
+        f"Validation accuracy {_accuracy(w['accuracy'], w['accuracy_std'])} (mean ± std) over {w['seeds']} "
+        f"seed(s) ({seeds})" + (f"; test accuracy {w['test_accuracy']:.4f}" if w["test_accuracy"] is not None
+                                else "") + ".",
+    ]
+    c = w.get("comparison")
+    runner = (f"runner-up trial {c['runner_up_trial']} ({_num(c['runner_up_accuracy'], '.4f')})"
+              if c else "no runner-up")
+    lines.append(f"Verdict against the {runner}: {w['verdict']['text']}.")
+    return lines
+
+
+def provenance_items(report: RunReport) -> list[tuple[str, str]]:
+    """(label, value) pairs: how the run was made, as best.json recorded it, and how this report was."""
+    p, cfg = report.provenance, report.config
+    data, proxy = p.get("data", {}), p.get("proxy", {})
+    train = proxy.get("train", {})
+    versions = ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items())
+    items = [
+        ("study", f"{report.study} in {report.storage}"),
+        ("complete", "yes" if report.complete else "no"),
+        ("command line", p.get("command_line", "")),
+        ("data", f"{data.get('name', '?')}: {data.get('train', '?')} train / {data.get('val', '?')} val / "
+                 f"{data.get('test', '?')} test images, {data.get('num_classes', '?')} classes, "
+                 f"{data.get('image_size', '?')} px"),
+        ("data fingerprint", str(data.get("fingerprint", "?"))),
+        ("proxy (φ = 0)", f"{proxy.get('name', '?')}: width {proxy.get('width_mult', '?')}, depth "
+                          f"{proxy.get('depth_mult', '?')}, {proxy.get('resolution', '?')} px; "
+                          f"{train.get('epochs', '?')} epoch(s), batch {train.get('batch_size', '?')}, "
+                          f"{train.get('optimizer', '?')} lr {train.get('lr', '?')}"),
+        ("search", f"{cfg.get('mode', '?')}, budget {report.budget:g}x ± {report.tolerance:.0%} measured FLOPs, "
+                   f"seeds {cfg.get('seeds', '?')}, verdict at alpha = {report.alpha_level:g}, family "
+                   f"{cfg.get('family', '?')}, seed {cfg.get('seed', '?')}"),
+        ("device", str(p.get("device", "?"))),
+        ("versions", versions),
+        ("FLOP convention", f"{FLOP_CONVENTION} (the run: {p.get('flop_convention', '?')})"),
+    ]
+    from .. import __version__
+
+    items.append(("report", f"written by scalesearch {__version__} from the study's storage; "
+                            "config and provenance from best.json"))
+    return items
+
+
+def caption(report: RunReport) -> str:
+    """What every table's caption states: FLOP convention, data, budget, seeds."""
+    data = report.provenance.get("data", {})
+    return (f"data set {report.data_name} (fingerprint {data.get('fingerprint', '?')}); budget "
+            f"{report.budget:g}x ± {report.tolerance:.0%} in measured FLOPs, which are multiply-adds "
+            f"(one fused multiply-add = 1 FLOP, fvcore, batch 1) relative to the φ = 0 proxy; seeds "
+            f"{report.seeds_label}; accuracy is validation mean ± std over seeds")
+
+
+# ------------------------------------------------------------------ JSON and CSV: full precision
+
+def _ranked_dict(item) -> dict:
+    return {"rank": item.rank, **item.record.to_dict(), "same_network_as": item.same_network_as}
+
+
+def to_json(report: RunReport, figures: Sequence[Path] = ()) -> str:
+    payload = {
+        "study": report.study, "storage": report.storage, "run_dir": str(report.run_dir),
+        "complete": report.complete, "flop_convention": FLOP_CONVENTION,
+        "budget": report.budget, "tolerance": report.tolerance, "alpha_level": report.alpha_level,
+        "seeds_policy": report.config.get("seeds"),
+        "winner": report.winner,
+        "ranking": [_ranked_dict(item) for item in report.ranking],
+        "not_trained": [r.to_dict() for r in report.not_trained],
+        "comparisons": report.comparisons,
+        "provenance": report.provenance,
+        "figures": [p.name for p in figures],
+        "notes": report.notes,
+    }
+    return json.dumps(payload, indent=2) + "\n"
+
+
+def to_csv(report: RunReport) -> str:
+    """The ranking, then every candidate that was not trained; trials.csv's columns plus rank."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+
+    def write(record: CandidateRecord, rank, same) -> None:
+        row = {"rank": rank, **record.row(), "same_network_as": same}
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+    for item in report.ranking:
+        write(item.record, item.rank, item.same_network_as)
+    for record in report.not_trained:
+        write(record, None, None)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------ Markdown
+
+_MD_SPECIALS = set("\\`*_[]<>|#&!")
+
+
+def md_escape(text: str) -> str:
+    """Backslash-escape Markdown's punctuation (CommonMark allows it before any ASCII punctuation)."""
+    return "".join("\\" + c if c in _MD_SPECIALS else (" " if c in "\r\n\t" else c) for c in str(text))
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: set[int]) -> list[str]:
+    lines = ["| " + " | ".join(md_escape(h) for h in headers) + " |",
+             "|" + "|".join("---" if i in text_columns else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def to_markdown(report: RunReport, figures: Sequence[Path] = ()) -> str:
+    out = [f"# {md_escape(title(report))}", "",
+           md_escape(_sentence(caption(report))),
+           ""]
+    out += [f"> Note: {md_escape(n)}" for n in report.notes] + ([""] if report.notes else [])
+    out += ["## Winner", "", *[md_escape(line) + "  " for line in winner_lines(report)], ""]
+    out += ["## Ranking", "",
+            "Trained candidates, best first (rank 1 is the winner); nominal and effective coefficients, the "
+            "measured FLOP ratio to the φ = 0 proxy, parameters, validation accuracy mean ± std over seeds.", ""]
+    out += _md_table(RANKING_HEADERS, ranking_rows(report), RANKING_TEXT)
+    out += ["", "## Not trained: rejected, pruned, failed", ""]
+    rows = not_trained_rows(report)
+    out += (_md_table(NOT_TRAINED_HEADERS, rows, NOT_TRAINED_TEXT) if rows else ["None: every candidate trained."])
+    for payload in report.comparisons:
+        out += ["", f"## Compound vs one dimension ({md_escape(payload['file'])})", "",
+                md_escape(_compare_summary(payload)), ""]
+        out += _md_table(COMPARE_HEADERS, compare_rows(payload), COMPARE_TEXT)
+    if figures:
+        out += ["", "## Figures", ""]
+        out += [f"![{md_escape(alt)}]({_md_link(p)})" for p, alt in _figure_alts(figures, ".png")]
+    out += ["", "## Provenance", ""]
+    out += [f"- **{md_escape(k)}**: {md_escape(v)}" for k, v in provenance_items(report)]
+    return "\n".join(out) + "\n"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
+def _md_link(path: Path) -> str:
+    # Our figure names are plain (see figures.figure_stem); angle brackets keep any other name one link.
+    return f"<{path.name}>"
+
+
+def _compare_summary(payload: dict) -> str:
+    c = payload["compound"]
+    return (f"The compound coefficients (α = {c['alpha']:.4f}, β = {c['beta']:.4f}, γ = {c['gamma']:.4f}, from "
+            f"{payload.get('source', '?')}) against depth-only, width-only and resolution-only scaling at the same "
+            f"measured target, {payload['target_ratio']:.3g}x multiply-adds (φ = {payload['phi']:g}), seeds "
+            f"{', '.join(str(s) for s in payload.get('seeds', []))}; verdicts: {payload.get('test', '')}, alpha = "
+            f"{payload.get('alpha_level', '?')}" + ("" if payload.get("complete", True) else
+                                                      "; NOT complete, some arms are unsettled") + ".")
+
+
+def _figure_alts(figures: Sequence[Path], suffix: str) -> list[tuple[Path, str]]:
+    from .figures import FIGURE_TITLES
+
+    out = []
+    for p in figures:
+        if p.suffix != suffix:
+            continue
+        alt = next((t for key, t in FIGURE_TITLES.items() if p.stem.endswith(key)), p.stem)
+        out.append((p, alt))
+    return out
+
+
+# ------------------------------------------------------------------ LaTeX (booktabs, pdflatex)
+
+def _latex_table(headers: Sequence[str], rows: Sequence[Sequence[str]], spec: str, caption_text: str,
+                 label: str) -> list[str]:
+    # \footnotesize and narrow column gaps, local to the float: the ranking is wide, and a resizebox
+    # would need a package beyond booktabs.
+    return [r"\begin{table}[htbp]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{3pt}",
+            rf"\caption{{{latex_escape(caption_text)}}}", rf"\label{{{label}}}",
+            rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+            " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule",
+            *[" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows],
+            r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+
+
+def to_latex(report: RunReport, figures: Sequence[Path] = ()) -> str:
+    """A LaTeX fragment: needs \\usepackage{booktabs}; the figures appear when graphicx is loaded too."""
+    cap = caption(report)
+    out = [f"% {latex_escape(title(report))}: generated by scalesearch report from the study's storage.",
+           r"% Needs \usepackage{booktabs}; figures need \usepackage{graphicx} and their PDF files beside this file.",
+           rf"\section*{{{latex_escape(title(report))}}}", ""]
+    out += [latex_escape(f"Note: {n}.") + "\n" for n in report.notes]
+    out += [latex_escape(" ".join(winner_lines(report))), ""]
+    ranking = ranking_rows(report)
+    out += _latex_table(RANKING_HEADERS, ranking, "r" * (len(RANKING_HEADERS) - 1) + "l",
+                        f"Trained candidates of study {report.study}, best first (rank 1 is the winner): nominal "
+                        f"and effective coefficients, measured FLOP ratio, parameters and validation accuracy. "
+                        f"{_sentence(cap)}", "tab:scalesearch-ranking")
+    rows = not_trained_rows(report)
+    if rows:
+        out += _latex_table(NOT_TRAINED_HEADERS, rows, "rlrrrrrp{0.42\\linewidth}",
+                            f"Candidates that were not trained, or whose training ended early, with the reason. "
+                            f"{_sentence(cap)}", "tab:scalesearch-not-trained")
+    for i, payload in enumerate(report.comparisons):
+        out += _latex_table(COMPARE_HEADERS, compare_rows(payload), "lrrrrrrp{0.32\\linewidth}",
+                            f"{_compare_summary(payload)} FLOPs are multiply-adds (fvcore, batch 1); data set "
+                            f"{report.data_name}.", f"tab:scalesearch-compare-{i}")
+    for path, alt in _figure_alts(figures, ".pdf"):
+        out += [r"\ifdefined\includegraphics", r"\begin{figure}[htbp]", r"\centering",
+                # Our figure file names are plain (letters, digits, '-'): safe inside \includegraphics.
+                rf"\includegraphics[width=\linewidth]{{{path.name}}}",
+                rf"\caption{{{latex_escape(alt)}. {latex_escape(_sentence(cap))}}}",
+                rf"\label{{fig:scalesearch-{path.stem.rsplit('-', 2)[-1]}}}", r"\end{figure}", r"\fi", ""]
+    out += [r"\paragraph{Provenance.}", r"\begin{itemize}"]
+    out += [rf"\item \textbf{{{latex_escape(k)}}}: {_latex_breakable(v)}" for k, v in provenance_items(report)]
+    out += [r"\end{itemize}", ""]
+    return "\n".join(out)
+
+
+def _latex_breakable(text: str) -> str:
+    """Escaped text that may break after '/', '-', '_', '=' and inside long tokens (paths, fingerprints)."""
+    out, run = [], 0
+    for c in str(text):
+        out.append(latex_escape(c))
+        run = 0 if c == " " else run + 1
+        if c in "/-_=," or run >= 24:
+            out.append(r"\allowbreak{}")
+            run = 0
+    return "".join(out)
+
+
+# ------------------------------------------------------------------ HTML: one self-contained file
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}caption{text-align:left;padding:.4rem 0;color:#555}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:right}th{border-bottom:2px solid #333}
+td.text,th.text{text-align:left}tr.winner{background:#fdebd0}img{max-width:100%}
+.note{background:#fff3cd;padding:.5rem}dt{font-weight:bold}dd{margin:0 0 .5rem 1rem;word-break:break-all}"""
+
+
+def _html_table(headers, rows, text_columns: set[int], caption_text: str, winner_row: int | None = None) -> str:
+    e = html.escape
+    head = "".join(f'<th class="{"text" if i in text_columns else "num"}">{e(h)}</th>'
+                   for i, h in enumerate(headers))
+    body = []
+    for r, row in enumerate(rows):
+        cls = ' class="winner"' if r == winner_row else ""
+        cells = "".join(f'<td class="{"text" if i in text_columns else "num"}">{e(c)}</td>' for i, c in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return (f"<table><caption>{e(caption_text)}</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def to_html(report: RunReport, figures: Sequence[Path] = ()) -> str:
+    import base64
+
+    e = html.escape
+    cap = caption(report)
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title(report))}</title>",
+             f"<style>{_CSS}</style></head><body>", f"<h1>{e(title(report))}</h1>",
+             f"<p>{e(_sentence(cap))}</p>"]
+    parts += [f'<p class="note">Note: {e(n)}</p>' for n in report.notes]
+    parts += ["<h2>Winner</h2>", *[f"<p>{e(line)}</p>" for line in winner_lines(report)]]
+    parts += ["<h2>Ranking</h2>", _html_table(RANKING_HEADERS, ranking_rows(report), RANKING_TEXT,
+                                              "Trained candidates, best first. " + cap, 0 if report.ranking else None)]
+    parts += ["<h2>Not trained: rejected, pruned, failed</h2>"]
+    rows = not_trained_rows(report)
+    parts += [_html_table(NOT_TRAINED_HEADERS, rows, NOT_TRAINED_TEXT, cap) if rows else "<p>None: every candidate trained.</p>"]
+    for payload in report.comparisons:
+        parts += [f"<h2>Compound vs one dimension ({e(payload['file'])})</h2>", f"<p>{e(_compare_summary(payload))}</p>",
+                  _html_table(COMPARE_HEADERS, compare_rows(payload), COMPARE_TEXT, cap)]
+    pngs = _figure_alts(figures, ".png")
+    if pngs:
+        parts.append("<h2>Figures</h2>")
+        for path, alt in pngs:
+            # Embedded, so the report is one file that can be mailed or attached as it is.
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            parts.append(f'<figure><img alt="{e(alt)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{e(alt)}</figcaption></figure>")
+    parts += ["<h2>Provenance</h2>", "<dl>"]
+    parts += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in provenance_items(report)]
+    parts += ["</dl>", "</body></html>", ""]
+    return "\n".join(parts)
+
+
+def render(report: RunReport, fmt: str, figures: Sequence[Path] = ()) -> str:
+    if fmt == "md":
+        return to_markdown(report, figures)
+    if fmt == "latex":
+        return to_latex(report, figures)
+    if fmt == "html":
+        return to_html(report, figures)
+    if fmt == "csv":
+        return to_csv(report)
+    if fmt == "json":
+        return to_json(report, figures)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
