@@ -57,6 +57,9 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
             if yi > best:
                 front.append((xi, yi))
                 best = yi
+        # The front is "the best accuracy at this cost or less": it runs on to the costliest candidate.
+        if max(x) > front[-1][0]:
+            front.append((max(x), front[-1][1]))
         line, = ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", color="0.35",
                         linestyle="--", linewidth=1, label="Pareto front", zorder=2)
         drawn["pareto"] = [tuple(float(v) for v in xy) for xy in zip(*line.get_data())]
@@ -67,7 +70,7 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
         drawn["winner"] = _offsets(star)
         base = w.flops / w.flops_ratio  # the φ = 0 proxy's multiply-adds, as the run measured them
         lo, hi = report.budget * (1 - report.tolerance), report.budget * (1 + report.tolerance)
-        ax.axvspan(lo * base / 1e6, hi * base / 1e6, color="0.9", zorder=0,
+        ax.axvspan(lo * base / 1e6, hi * base / 1e6, color="0.94", zorder=0,
                    label=f"budget {report.budget:g}x ± {report.tolerance:.0%}")
         top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v * 1e6 / b, lambda r, b=base: r * b / 1e6))
         top.set_xlabel("FLOP ratio to the φ = 0 proxy", fontsize=8)

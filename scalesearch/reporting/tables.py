@@ -63,6 +63,23 @@ def ranking_rows(report: RunReport) -> list[list[str]]:
     return rows
 
 
+# The ranking is wide; on a paper's page it drops the note column (twins get a * on their rank) and
+# states accuracy in percent, which is what papers print.
+LATEX_RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "px", "FLOPs ×", "params",
+                         "val acc. (%)", "seeds")
+
+
+def latex_ranking_rows(report: RunReport) -> list[list[str]]:
+    rows = []
+    for item, row in zip(report.ranking, ranking_rows(report)):
+        r = item.record
+        rank = f"{item.rank}*" if item.same_network_as is not None else str(item.rank)
+        acc = "–" if r.accuracy is None else f"{100 * r.accuracy:.2f}" + (
+            f" ± {100 * r.accuracy_std:.2f}" if r.accuracy_std is not None else "")
+        rows.append([rank, *row[1:11], acc, row[12]])
+    return rows
+
+
 def not_trained_rows(report: RunReport) -> list[list[str]]:
     return [[str(r.trial), r.state, _num(r.alpha), _num(r.beta), _num(r.gamma), _int(r.resolution),
              _num(r.flops_ratio), r.reason or r.state] for r in report.not_trained]
@@ -269,10 +286,10 @@ def _figure_alts(figures: Sequence[Path], suffix: str) -> list[tuple[Path, str]]
 # ------------------------------------------------------------------ LaTeX (booktabs, pdflatex)
 
 def _latex_table(headers: Sequence[str], rows: Sequence[Sequence[str]], spec: str, caption_text: str,
-                 label: str) -> list[str]:
+                 label: str, colsep: str = "3pt") -> list[str]:
     # \footnotesize and narrow column gaps, local to the float: the ranking is wide, and a resizebox
     # would need a package beyond booktabs.
-    return [r"\begin{table}[htbp]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{3pt}",
+    return [r"\begin{table}[htbp]", r"\centering", r"\footnotesize", rf"\setlength{{\tabcolsep}}{{{colsep}}}",
             rf"\caption{{{latex_escape(caption_text)}}}", rf"\label{{{label}}}",
             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
             " & ".join(latex_escape(h) for h in headers) + r" \\", r"\midrule",
@@ -288,14 +305,15 @@ def to_latex(report: RunReport, figures: Sequence[Path] = ()) -> str:
            rf"\section*{{{latex_escape(title(report))}}}", ""]
     out += [latex_escape(f"Note: {n}.") + "\n" for n in report.notes]
     out += [latex_escape(" ".join(winner_lines(report))), ""]
-    ranking = ranking_rows(report)
-    out += _latex_table(RANKING_HEADERS, ranking, "r" * (len(RANKING_HEADERS) - 1) + "l",
+    out += _latex_table(LATEX_RANKING_HEADERS, latex_ranking_rows(report), "r" * len(LATEX_RANKING_HEADERS),
                         f"Trained candidates of study {report.study}, best first (rank 1 is the winner): nominal "
-                        f"and effective coefficients, measured FLOP ratio, parameters and validation accuracy. "
-                        f"{_sentence(cap)}", "tab:scalesearch-ranking")
+                        f"and effective coefficients, measured FLOP ratio to the φ = 0 proxy, parameters, and "
+                        f"validation accuracy in percent. A rank marked * is a grid point that rounding built into "
+                        f"the same network as the row above it (trained once, same results). {_sentence(cap)}",
+                        "tab:scalesearch-ranking", colsep="2pt")
     rows = not_trained_rows(report)
     if rows:
-        out += _latex_table(NOT_TRAINED_HEADERS, rows, "rlrrrrrp{0.42\\linewidth}",
+        out += _latex_table(NOT_TRAINED_HEADERS, rows, "rlrrrrrp{0.34\\linewidth}",
                             f"Candidates that were not trained, or whose training ended early, with the reason. "
                             f"{_sentence(cap)}", "tab:scalesearch-not-trained")
     for i, payload in enumerate(report.comparisons):
@@ -308,9 +326,11 @@ def to_latex(report: RunReport, figures: Sequence[Path] = ()) -> str:
                 rf"\includegraphics[width=\linewidth]{{{path.name}}}",
                 rf"\caption{{{latex_escape(alt)}. {latex_escape(_sentence(cap))}}}",
                 rf"\label{{fig:scalesearch-{path.stem.rsplit('-', 2)[-1]}}}", r"\end{figure}", r"\fi", ""]
-    out += [r"\paragraph{Provenance.}", r"\begin{itemize}"]
-    out += [rf"\item \textbf{{{latex_escape(k)}}}: {_latex_breakable(v)}" for k, v in provenance_items(report)]
-    out += [r"\end{itemize}", ""]
+    # description, not itemize: itemize's bullet needs a font (TS1) that pdflatex may only have as a bitmap.
+    # \sloppy: paths and command lines break at the \allowbreak points rather than run into the margin.
+    out += [r"\paragraph{Provenance.}", r"\begingroup\sloppy", r"\begin{description}"]
+    out += [rf"\item[{{{latex_escape(k)}:}}] {_latex_breakable(v)}" for k, v in provenance_items(report)]
+    out += [r"\end{description}", r"\endgroup", ""]
     return "\n".join(out)
 
 
