@@ -154,6 +154,17 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
                          match_budget=match_budget, on_member=on_member)
 
 
+def plot_family(members, paths: Iterable[str | Path], *, title: str = "") -> list[Path]:
+    """`expand --plot`: the members' multiply-adds and parameters against φ, with the ideal (α·β²·γ²)^φ line,
+    written to each path (its suffix, .png or .pdf, picks the format); the paths written."""
+    from .reporting.figures import family_curve
+
+    members = list(members)
+    if not members:
+        raise UserError("nothing to plot: no members")
+    return family_curve(members, [Path(p) for p in paths], title).paths
+
+
 @dataclass
 class ReportResult:
     """What `report_run` made: the rendered text, where it went, and the figure files beside it."""

@@ -116,10 +116,14 @@ def expand(
     match_budget: bool = typer.Option(False, "--match-budget", help="Keep each member's depth and width; pick the "
                                       "resolution (a multiple of --resolution-multiple) whose measured FLOPs are "
                                       "closest to (α·β²·γ²)^φ."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the family curve (multiply-adds and "
+                                        "parameters vs φ, with the ideal (α·β²·γ²)^φ): FILE.png and FILE.pdf, or "
+                                        "only the one a .png/.pdf suffix names."),
 ):
     """Expand coefficients into a model-family table with measured FLOPs and parameters."""
     phis: list[int] = phi  # parsed by the option's callback
     fmt = _output_format(fmt, out)
+    plot_files = _plot_files(plot)
     console = _console()
     from . import api
     from .report import render, rich_table
@@ -145,6 +149,9 @@ def expand(
         alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
         base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
         match_budget=match_budget, on_member=tick))
+    if plot_files:
+        api.plot_family(rows, plot_files, title=title)
+        console.print(f"Wrote the family curve to {' and '.join(str(p) for p in plot_files)}.")
 
     if fmt == "table" and out is None:
         from rich.console import Console
@@ -161,6 +168,22 @@ def expand(
 
         atomic_write_text(out, text)
         console.print(f"Wrote {len(rows)} members to {out} ({fmt}).")
+
+
+def _plot_files(plot: Optional[Path]) -> list[Path]:
+    """The files `--plot FILE` writes, each probed before any work (as root, os.access would say yes)."""
+    if plot is None:
+        return []
+    from .fileio import probe_writable_file
+    from .plotting import plot_paths
+
+    files = plot_paths(plot)
+    for path in files:
+        try:
+            probe_writable_file(path)
+        except OSError as exc:
+            raise UserError(f"--plot: {exc}") from None
+    return files
 
 
 def _say_if_incomplete(console, best_json: Path) -> None:
@@ -528,6 +551,32 @@ def compare(
     if not result.complete:
         console.print("The comparison is not complete: some arms are unsettled; run the same command to finish.")
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    from_: Path = typer.Option(..., "--from", help="A grid or search run directory (with best.json)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="md, latex, csv, json or html (default: from the "
+                                      "suffix of --out, else md)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the report to this file, atomically, with the "
+                                       "figures beside it (default: print it; figures go into the run directory)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="The study's URL when best.json could not record "
+                                          "it (a database password)."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures (PNG and PDF)."),
+):
+    """The run as tables and figures: winner and verdict, ranking, rejected candidates, provenance."""
+    from .api import report_run
+
+    console = _console()
+    result = report_run(from_run=from_, format=fmt, out=out, storage=storage, figures=figures)
+    for note in result.notes:
+        console.print(f"Note: {note}", markup=False, highlight=False)
+    if out is None:
+        sys.stdout.write(result.text)
+    else:
+        console.print(f"Wrote {out} ({result.format}).", markup=False, highlight=False)
+    if result.figures:
+        console.print(f"Figures: {', '.join(str(p) for p in result.figures)}", markup=False, highlight=False)
 
 
 @app.command()

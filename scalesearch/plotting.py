@@ -49,3 +49,10 @@ def save_figure(fig, paths: Iterable[Path], *, dpi: int = 160) -> list[Path]:
     finally:
         pyplot().close(fig)
     return written
+
+
+def plot_paths(target: Path) -> list[Path]:
+    """`--plot FILE`: FILE.png and FILE.pdf, or only the one its suffix names (.png or .pdf)."""
+    if target.suffix.lower() in FIGURE_SUFFIXES:
+        return [target]
+    return figure_paths(target)

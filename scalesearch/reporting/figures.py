@@ -155,6 +155,8 @@ def write_report_figures(report: RunReport, directory: Path, name: str) -> list[
 def family_curve(members: Sequence, paths: Sequence[Path], title: str) -> Drawn:
     """`expand --plot`: measured multiply-adds and parameters against φ, with the ideal (α·β²·γ²)^φ line."""
     plt = pyplot()
+    from matplotlib.ticker import FuncFormatter
+
     members = sorted(members, key=lambda m: m.phi)
     phis = [m.phi for m in members]
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.8), constrained_layout=True)
@@ -162,10 +164,15 @@ def family_curve(members: Sequence, paths: Sequence[Path], title: str) -> Drawn:
     # The ideal member costs (α·β²·γ²)^φ times φ = 0's; each member's own ratio gives φ = 0's cost.
     base = members[0].flops / members[0].flops_ratio
     ideal = left.plot(phis, [base * m.target_ratio / 1e9 for m in members], "--", color=REFERENCE_COLOUR,
-                      linewidth=1, label="ideal (α·β²·γ²)^φ")[0]
+                      linewidth=1, label=r"ideal: φ = 0 × $(\alpha\beta^2\gamma^2)^\phi$")[0]
     params = right.plot(phis, [m.params / 1e6 for m in members], "s-", color="#229954", label="measured")[0]
     for ax, unit in ((left, "FLOPs (G multiply-adds, fvcore, batch 1)"), (right, "parameters (M)")):
         ax.set_yscale("log")  # each φ step multiplies the cost: equal steps on a log axis
+        # Plain numbers (0.5, 2, 50) rather than 5×10⁻¹: a reader compares them with a table. Minor ticks
+        # are labelled at 2 and 5 only, so the labels of a short axis never run into each other.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v) + 1e-9)) in (2, 5) else ""))
         ax.set_xlabel("φ (compound coefficient)")
         ax.set_ylabel(unit)
         ax.set_xticks(phis, [f"{m.phi:g}\n{m.name}" for m in members], fontsize=7)
@@ -179,9 +186,3 @@ def family_curve(members: Sequence, paths: Sequence[Path], title: str) -> Drawn:
              "params": [tuple(map(float, xy)) for xy in zip(*params.get_data())]}
     return Drawn(save_figure(fig, paths), drawn)
 
-
-def plot_paths(target: Path) -> list[Path]:
-    """`--plot FILE`: FILE.png and FILE.pdf, or only the one its suffix names (.png or .pdf)."""
-    if target.suffix.lower() in (".png", ".pdf"):
-        return [target.with_suffix(target.suffix.lower())]
-    return figure_paths(target)
