@@ -177,6 +177,8 @@ def _plot_files(plot: Optional[Path]) -> list[Path]:
     from .fileio import probe_writable_file
     from .plotting import plot_paths
 
+    if plot.is_dir() or not plot.name:
+        raise UserError(f"--plot {plot} is a directory: give a file name (FILE gives FILE.png and FILE.pdf)")
     files = plot_paths(plot)
     for path in files:
         try:

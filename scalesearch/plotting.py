@@ -42,8 +42,8 @@ def save_figure(fig, paths: Iterable[Path], *, dpi: int = 160) -> list[Path]:
         for path in paths:
             buf = io.BytesIO()
             # A fixed creation date keeps the PDF the same bytes for the same data.
-            metadata = {"CreationDate": None} if path.suffix == ".pdf" else None
-            fig.savefig(buf, format=path.suffix[1:], dpi=dpi, metadata=metadata)
+            metadata = {"CreationDate": None} if path.suffix.lower() == ".pdf" else None
+            fig.savefig(buf, format=path.suffix[1:].lower(), dpi=dpi, metadata=metadata)
             atomic_write_bytes(path, buf.getvalue())
             written.append(path)
     finally:

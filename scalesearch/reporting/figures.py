@@ -74,7 +74,8 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
                    label=f"budget {report.budget:g}x ± {report.tolerance:.0%}")
         top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v * 1e6 / b, lambda r, b=base: r * b / 1e6))
         top.set_xlabel("FLOP ratio to the φ = 0 proxy", fontsize=8)
-        ax.legend(loc="best", fontsize=7, frameon=False)
+        # Below the axes, not inside: a legend must never cover a candidate.
+        fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     else:
         ax.text(0.5, 0.5, "no candidate completed", transform=ax.transAxes, ha="center", va="center")
     ax.set_xlabel("measured FLOPs (M multiply-adds, fvcore, batch 1)")
