@@ -379,13 +379,13 @@ def to_html(report: RunReport, figures: Sequence[Path] = ()) -> str:
     parts += [f'<p class="note">Note: {e(n)}</p>' for n in report.notes]
     parts += ["<h2>Winner</h2>", *[f"<p>{e(line)}</p>" for line in winner_lines(report)]]
     parts += ["<h2>Ranking</h2>", _html_table(RANKING_HEADERS, ranking_rows(report), RANKING_TEXT,
-                                              "Trained candidates, best first. " + cap, 0 if report.ranking else None)]
+                                              "Trained candidates, best first. " + _sentence(cap), 0 if report.ranking else None)]
     parts += ["<h2>Not trained: rejected, pruned, failed</h2>"]
     rows = not_trained_rows(report)
-    parts += [_html_table(NOT_TRAINED_HEADERS, rows, NOT_TRAINED_TEXT, cap) if rows else "<p>None: every candidate trained.</p>"]
+    parts += [_html_table(NOT_TRAINED_HEADERS, rows, NOT_TRAINED_TEXT, _sentence(cap)) if rows else "<p>None: every candidate trained.</p>"]
     for payload in report.comparisons:
         parts += [f"<h2>Compound vs one dimension ({e(payload['file'])})</h2>", f"<p>{e(_compare_summary(payload))}</p>",
-                  _html_table(COMPARE_HEADERS, compare_rows(payload), COMPARE_TEXT, cap)]
+                  _html_table(COMPARE_HEADERS, compare_rows(payload), COMPARE_TEXT, _sentence(cap))]
     pngs = _figure_alts(figures, ".png")
     if pngs:
         parts.append("<h2>Figures</h2>")
