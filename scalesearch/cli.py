@@ -547,7 +547,9 @@ def compare(
     else:
         for line in summary_lines(payload):
             console.print(line, markup=False, highlight=False)
-    stem = "compare" if phi == 1 else f"compare-phi{phi:g}"
+    from .engine.compare import output_stem
+
+    stem = output_stem(phi)
     console.print(f"Wrote {result.out_dir}/{stem}.json and .csv" + (" and the figure (.png, .pdf)"
                                                                      if result.complete else ""))
     if not result.complete:

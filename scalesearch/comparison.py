@@ -140,4 +140,4 @@ def write_figure(payload: dict, stem: Path) -> list[Path]:
     # As the x label, not text inside the axes, where it ran over the baseline's line.
     ax.set_xlabel(f"arm at its measured FLOPs (mean ± std over {len(payload['seeds'])} seeds; dots: single seeds)",
                   fontsize=8)
-    return save_figure(fig, [stem.with_suffix(s) for s in FIGURE_SUFFIXES])
+    return save_figure(fig, [stem.with_name(stem.name + s) for s in FIGURE_SUFFIXES])

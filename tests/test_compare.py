@@ -187,3 +187,13 @@ def test_default_arms_all_land_inside_the_tolerance():
     assert not 1.8 <= pure <= 2.2  # the reason for the trim, measured here
     assert depth.built.resolution < proxy.resolution and "resolution 40 ->" in depth.note
     assert arms["width only"].note == "" and arms["width only"].built.resolution == proxy.resolution
+
+
+def test_compare_at_a_fractional_phi_keeps_it_in_the_file_names(cli, run_dir):
+    """Defect: Path.with_suffix cut 'compare-phi0.5' to 'compare-phi0.json' (and .csv, .png, .pdf)."""
+    code, _, err = cli("compare", "--from", run_dir, "--phi", "0.5", "--seeds", "1")
+    assert code == 0, err
+    for suffix in (".json", ".csv", ".png", ".pdf"):
+        assert (run_dir / f"compare-phi0.5{suffix}").exists(), suffix
+    assert not any((run_dir / f"compare-phi0{suffix}").exists() for suffix in (".json", ".csv", ".png", ".pdf"))
+    assert json.loads((run_dir / "compare-phi0.5.json").read_text())["phi"] == 0.5

@@ -185,8 +185,9 @@ class CompareOutputs:
         payload = compare_payload(records, self.exp.setup, budget=self.cfg.budget, tolerance=self.cfg.tolerance,
                                   alpha=self.cfg.alpha, complete=complete, extra=self.extra)
         stem = self.cfg.out_dir / output_stem(self.exp.setup.phi)
-        atomic_write_json(stem.with_suffix(".json"), payload)
-        atomic_write_text(stem.with_suffix(".csv"), payload_csv(payload))
+        # Not with_suffix: for φ = 0.5 it would cut "compare-phi0.5" down to "compare-phi0.json".
+        atomic_write_json(stem.with_name(stem.name + ".json"), payload)
+        atomic_write_text(stem.with_name(stem.name + ".csv"), payload_csv(payload))
         if complete:
             write_figure(payload, stem)
         return records, payload
