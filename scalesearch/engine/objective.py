@@ -25,11 +25,11 @@ def record_network(trial: optuna.Trial, m: MatchedCandidate) -> None:
 
 def _extreme_multipliers(config: SearchConfig, proxy) -> list[tuple[float, float]]:
     """(width, depth) of the proxy and of the largest network the run can ask for: checked before training."""
+    if config.mode == "compare":
+        return [(proxy.width_mult, proxy.depth_mult)]  # the arms are built (and checked) right after
     # grid: α <= budget^½, β <= budget^¼; the sampler's simplex reaches α = budget or β = budget^½.
     alpha, beta = (config.budget**0.5, config.budget**0.25) if config.mode == "grid" else \
         (config.budget, config.budget**0.5)
-    if config.mode == "compare":
-        return [(proxy.width_mult, proxy.depth_mult)]  # the arms are built (and checked) right after
     return [(proxy.width_mult, proxy.depth_mult), (proxy.width_mult * beta, proxy.depth_mult * alpha)]
 
 
