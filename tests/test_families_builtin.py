@@ -140,3 +140,24 @@ def test_expand_presets_list_the_published_variants(cli):
     assert default_phis("resnet") == [0, 1, 2, 3, 4]
     assert default_phis("mobilenetv2") == [-3, -2, -1, 0, 1, 2]
     assert default_phis("efficientnet") == list(range(8))
+
+
+@pytest.mark.parametrize("family", ["resnet", "resnet18", "mobilenetv2"])
+def test_cpu_proxy_can_train_90_percent_of_the_default_grid(family):
+    """Each default 2x grid point, budget-matched as `grid` does it: >= 90% land within 2x ±10% (nothing trained)."""
+    from scalesearch.coverage import grid_coverage
+
+    points = grid_coverage(family, proxy_for("cpu", family=family), budget=2.0, step=0.05, tolerance=0.1)
+    assert len(points) == 36
+    accepted = [p for p in points if p.accepted]
+    assert len(accepted) >= 0.9 * len(points), [(p.coefficients, p.built.flops_ratio) for p in points
+                                                 if not p.accepted]
+    # Accepted means measured: every accepted network re-measures inside the tolerance.
+    base = measure_cost(family, width_mult=proxy_for("cpu", family=family).width_mult,
+                        depth_mult=proxy_for("cpu", family=family).depth_mult,
+                        resolution=proxy_for("cpu", family=family).resolution, num_classes=6).flops
+    for p in accepted:
+        m = p.built
+        flops = measure_cost(family, width_mult=m.width_mult, depth_mult=m.depth_mult, resolution=m.resolution,
+                             num_classes=6).flops
+        assert 1.8 <= flops / base <= 2.2
