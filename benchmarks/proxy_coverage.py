@@ -1,7 +1,7 @@
 """Which share of the default 2x grid each family's CPU proxy can train (budget-matched, nothing trained).
 
     python -m benchmarks.proxy_coverage                       # every built-in family (this checkout)
-    python -m benchmarks.proxy_coverage --family resnet --width 0.25 --depth 0.34 --resolution 40
+    python -m benchmarks.proxy_coverage --family resnet --width 0.25 --depth 0.3 --resolution 40
 
 Prints, per family, the points whose matched resolution lands within 2x ±10% and the distinct networks.
 """
