@@ -132,23 +132,37 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                      log_line=callbacks.pop("log_line", None) or log.info, **callbacks)
 
 
+def default_phis(preset: str | None) -> list[int]:
+    """φ = 0..7; for a preset, its members up to φ = 7 (EfficientNet's b8 and l2 only on request)."""
+    from .expansion import preset_spec
+
+    if preset is None:
+        return list(range(0, 8))
+    return sorted(m.index for m in preset_spec(preset).official.values() if m.index <= 7)
+
+
 def expand(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
-           from_run: str | Path | None = None, preset: str | None = None, phis: Iterable[int] = range(0, 8),
-           family: str = "efficientnet", base_resolution: int | None = None, num_classes: int = 1000,
+           from_run: str | Path | None = None, preset: str | None = None, phis: Iterable[int] | None = None,
+           family: str | None = None, base_resolution: int | None = None, num_classes: int = 1000,
            resolution_multiple: int = 8, match_budget: bool = False,
            on_member: Callable[[str], None] | None = None):
     """`scalesearch expand`: coefficients (given, from a run, or the paper's) or a preset -> measured members."""
-    from .expansion import PRESET_COEFFICIENTS, expand_family, expand_preset
+    from .expansion import expand_family, expand_preset, preset_spec
+    from .families import resolve_family
+    from .families.user import probe_family
     from .sources import resolve_coefficients
 
-    phis = list(phis)
+    phis = list(phis) if phis is not None else default_phis(preset)
     if preset is not None:
         if any(v is not None for v in (alpha, beta, gamma, from_run)):
             raise UserError("--preset takes the published table: drop --alpha/--beta/--gamma/--from")
-        if preset not in PRESET_COEFFICIENTS:
-            raise UserError(f"unknown preset {preset!r}; known: {', '.join(PRESET_COEFFICIENTS)}")
+        preset_spec(preset)  # UserError if unknown
         return expand_preset(preset, phis, num_classes=num_classes, on_member=on_member)
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
+    family = family or source.family or "efficientnet"  # default: the family the run searched
+    spec = resolve_family(family)
+    probe_family(spec, multipliers=[(1.0, 1.0)], resolution=base_resolution or spec.base_resolution,
+                 num_classes=num_classes)
     return expand_family(source.coefficients, phis, family=family, base_resolution=base_resolution,
                          num_classes=num_classes, resolution_multiple=resolution_multiple,
                          match_budget=match_budget, on_member=on_member)

@@ -20,7 +20,7 @@ class CandidatePlan:
 
 
 def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device: str, data: str,
-                      epochs: int | None) -> CandidatePlan:
+                      epochs: int | None, *, family: str = "efficientnet") -> CandidatePlan:
     from .proxy import proxy_for
     from .sources import coefficients_from_options
     from .train import resolve_device
@@ -30,7 +30,7 @@ def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, de
         raise UserError("give --alpha/--beta/--gamma or --width-mult/--depth-mult/--resolution, not both")
     coeffs = coefficients_from_options(alpha, beta, gamma)
     dev = resolve_device(device)
-    proxy = proxy_for(dev.type).with_overrides(epochs=epochs)
+    proxy = proxy_for(dev.type, family=family).with_overrides(epochs=epochs)
     if coeffs is not None:
         dims = proxy.scaled(coeffs)
         depth, width, res = dims.depth_mult, dims.width_mult, dims.resolution
@@ -46,10 +46,14 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
 
     from .cost import measure_cost
     from .data import load_data
+    from .families import get_family
+    from .families.user import probe_family
     from .train import build_and_train, to_device
 
     data = load_data(plan.data, seed=seed, image_size=plan.proxy.image_size,
                      synthetic_sizes=plan.proxy.synthetic_sizes)
+    probe_family(get_family(family), multipliers=[(plan.width_mult, plan.depth_mult)], resolution=plan.resolution,
+                 num_classes=data.num_classes)
     cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,
                         num_classes=data.num_classes)
     splits = to_device(data, plan.resolution, plan.device)

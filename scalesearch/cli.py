@@ -45,12 +45,15 @@ def _budget_option(text: str) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _family_option(name: str) -> str:
-    from .families import family_names
+FAMILY_HELP = ("Model family: efficientnet, resnet (ResNet-50 base), resnet18|34|50|101|152, mobilenetv2, or your "
+               "own builder path/to/model.py:build or package.module:build (imports and runs that code).")
 
-    if name not in family_names():
-        raise typer.BadParameter(f"unknown family {name!r}; known: {', '.join(family_names())}")
-    return name
+
+def _family_option(name: str) -> str:
+    """Every command's --family goes through the registry's one check (UserError: one line, exit 2)."""
+    from .families import resolve_family
+
+    return resolve_family(name).name
 
 
 def _seeds_option(text) -> "int | str":
@@ -96,14 +99,18 @@ def _output_format(fmt: str, out: Optional[Path]) -> str:
 
 @app.command()
 def expand(
-    phi: str = typer.Option("0..7", "--phi", help="φ values: 3, 1..7, 0,2,4 or -2..7 (inclusive ranges).",
-                            callback=lambda v: _phi_option(v)),
+    phi: Optional[str] = typer.Option(None, "--phi", help="φ values: 3, 1..7, 0,2,4 or -2..7 (inclusive ranges); "
+                                      "default 0..7, or every member of a --preset.",
+                                      callback=lambda v: v if v is None else _phi_option(v)),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Depth coefficient α (>= 1)."),
     beta: Optional[float] = typer.Option(None, "--beta", help="Width coefficient β (>= 1)."),
     gamma: Optional[float] = typer.Option(None, "--gamma", help="Resolution coefficient γ (>= 1)."),
     from_: Optional[Path] = typer.Option(None, "--from", help="A run directory or its best.json."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="A published hand-tuned family: efficientnet."),
-    family: str = typer.Option("efficientnet", "--family", help="Model family.", callback=_family_option),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A published family: efficientnet (B0-B7, φ = B "
+                                         "index), resnet (18-152, φ 0-4), mobilenetv2 (widths 0.35-1.4, φ -3..2)."),
+    family: Optional[str] = typer.Option(None, "--family", help=FAMILY_HELP + " Default: the run's family with "
+                                         "--from (or the newest run), else efficientnet.",
+                                         callback=lambda v: v if v is None else _family_option(v)),
     base_resolution: Optional[int] = typer.Option(
         None, "--base-resolution", help="Input size at φ = 0 (default: the family's, 224).",
         callback=_positive("--base-resolution")),
@@ -121,7 +128,7 @@ def expand(
                                         "only the one a .png/.pdf suffix names."),
 ):
     """Expand coefficients into a model-family table with measured FLOPs and parameters."""
-    phis: list[int] = phi  # parsed by the option's callback
+    phis: list[int] | None = phi  # parsed by the option's callback; None: the default for the source
     fmt = _output_format(fmt, out)
     plot_files = _plot_files(plot)
     console = _console()
@@ -130,11 +137,17 @@ def expand(
     from .sources import resolve_coefficients
 
     if preset is not None:
-        title = f"{preset} published family (hand-tuned; target ratio uses the paper's α·β²·γ² = 1.92)"
+        from .expansion import preset_title
+
+        title = preset_title(preset)
         meta = {"source": f"preset {preset}", "family": preset}
     else:
         source = resolve_coefficients(alpha, beta, gamma, from_)
         c = source.coefficients
+        if family is None and source.family is not None:
+            family = _family_option(source.family)
+            console.print(f"Family from {source.best_json}: {family}")
+        family = family or "efficientnet"
         if source.best_json is not None:
             _say_if_incomplete(console, source.best_json)
         console.print(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
@@ -145,6 +158,7 @@ def expand(
         meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta,
                 "gamma": c.gamma, "flops_factor": c.flops_factor, "match_budget": match_budget}
         alpha, beta, gamma, from_ = c.alpha, c.beta, c.gamma, None
+    phis = phis if phis is not None else api.default_phis(preset)
     rows = _with_progress(console, len(phis), lambda tick: api.expand(
         alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
         base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
@@ -215,13 +229,17 @@ def flops(
     width_mult: float = typer.Option(1.0, "--width-mult", callback=_positive("--width-mult")),
     depth_mult: float = typer.Option(1.0, "--depth-mult", callback=_positive("--depth-mult")),
     resolution: int = typer.Option(224, "--resolution", callback=_positive("--resolution")),
-    family: str = typer.Option("efficientnet", "--family", callback=_family_option),
+    family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
     num_classes: int = typer.Option(1000, "--num-classes", callback=_positive("--num-classes")),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Measure one configuration: multiply-adds, parameters and activations."""
     from .cost import FLOP_CONVENTION, measure_cost
+    from .families import get_family
+    from .families.user import probe_family
 
+    probe_family(get_family(family), multipliers=[(width_mult, depth_mult)], resolution=resolution,
+                 num_classes=num_classes)
     cost = measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
                         num_classes=num_classes)
     if as_json:
@@ -344,7 +362,7 @@ SEEDS = typer.Option("auto", "--seeds", callback=lambda v: _seeds_option(v),
                      help="'auto' (default): every candidate one seed, then extra paired seeds for those not "
                           "clearly behind the leader until it is separated or the cap is hit; or a fixed count K.")
 ALPHA_LEVEL = typer.Option(0.05, "--alpha-level", help="Significance level of the racing verdict.")
-FAMILY = typer.Option("efficientnet", "--family", callback=_family_option, help="Model family.")
+FAMILY = typer.Option("efficientnet", "--family", callback=_family_option, help=FAMILY_HELP)
 SKIP_BAD = typer.Option(False, "--skip-bad-images", help="Skip (and count) unreadable image files instead of "
                                                         "stopping at the first one.")
 DATA = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz.")
@@ -496,7 +514,7 @@ def compare(
                                                            "run directory, or runs/compare-<budget>x)."),
     storage: Optional[str] = STORAGE,
     seed: Optional[int] = typer.Option(None, "--seed", help="Without --from: seed of data and training."),
-    family: Optional[str] = typer.Option(None, "--family", help="Without --from: model family.",
+    family: Optional[str] = typer.Option(None, "--family", help="Without --from: " + FAMILY_HELP,
                                          callback=lambda v: v if v is None else _family_option(v)),
     tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Without --from: accepted FLOP ratio "
                                                                         "budget^φ·(1 ± tolerance)."),
@@ -595,14 +613,15 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", callback=_positive("--epochs")),
     seed: int = typer.Option(0, "--seed"),
     device: str = DEVICE,
-    family: str = typer.Option("efficientnet", "--family", callback=_family_option),
+    family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Train one candidate on the proxy setup and report its validation accuracy."""
     from .candidate import resolve_candidate, train_one
 
     console = _console()
-    plan = resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device, data, epochs)
+    plan = resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device, data, epochs,
+                             family=family)
     result = train_one(plan, family, seed, console, show_progress=not as_json)
     if as_json:
         import json

@@ -68,6 +68,9 @@ class SearchConfig:
         if self.pruner != "none" and self.epochs is not None and self.epochs < 2:
             raise UserError(f"--pruner {self.pruner} needs --epochs 2 or more: a pruner stops a candidate between "
                             "epochs, and one epoch leaves nothing to stop")
+        from .families import resolve_family
+
+        resolve_family(self.family)  # the same check every command runs on --family
         from .fileio import probe_writable_dir
 
         try:

@@ -57,12 +57,12 @@ def _fvcore_flops(model: nn.Module, resolution: int) -> tuple[int, int]:
     return int(flops.total()), int(conv_linear)
 
 
-def count_activations(model: nn.Module, resolution: int) -> int:
+def count_activations(model: nn.Module, resolution: int, *, device: str = "meta") -> int:
     """Output elements of every conv and linear layer at batch 1 (fvcore's definition).
 
-    `model` must live on the meta device: forward hooks see output shapes and no
-    arithmetic runs, so this takes a fraction of a second even for B7 at 600 px,
-    where a second fvcore trace would take seconds.
+    On the meta device (the default; `model` must live there) forward hooks see output shapes and no
+    arithmetic runs, so this takes a fraction of a second even for B7 at 600 px, where a second
+    fvcore trace would take seconds. A user's network may not run on meta tensors: pass "cpu".
     """
     total = 0
 
@@ -73,7 +73,7 @@ def count_activations(model: nn.Module, resolution: int) -> int:
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, resolution, resolution, device="meta"))
+            model(torch.zeros(1, 3, resolution, resolution, device=device))
     finally:
         for h in handles:
             h.remove()
@@ -108,26 +108,32 @@ def measure_cost(
     Where the family states what its multipliers build, the cache is keyed by that network: rounding
     maps many (width, depth) pairs onto one network, and a grid asks for each of them (measured: the
     default CPU grid's 36 points build 10 networks, and budget matching traces each several times).
+    Every key starts with the family's identity (its name, and a user family's source hash), so two
+    families, or two versions of one user file, never share an entry.
     """
     if resolution < 1:
         raise ValueError(f"resolution must be positive, got {resolution}")
-    shape_of = get_family(family).built_shape
-    if shape_of is None:
-        return _measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
-                             num_classes=num_classes)
-    shape = shape_of(width_mult=width_mult, depth_mult=depth_mult)
-    key = (family, shape.repeats, shape.widths, resolution, num_classes)
+    spec = get_family(family)
+    if spec.built_shape is None:
+        return _measure_cost(spec.identity, family, width_mult=width_mult, depth_mult=depth_mult,
+                             resolution=resolution, num_classes=num_classes)
+    shape = spec.built_shape(width_mult=width_mult, depth_mult=depth_mult)
+    key = (spec.identity, shape.repeats, shape.widths, resolution, num_classes)
     if key not in _COST_BY_SHAPE:
-        _COST_BY_SHAPE[key] = _measure_cost(family, width_mult=width_mult, depth_mult=depth_mult,
+        _COST_BY_SHAPE[key] = _measure_cost(spec.identity, family, width_mult=width_mult, depth_mult=depth_mult,
                                             resolution=resolution, num_classes=num_classes)
     return _COST_BY_SHAPE[key]
 
 
 @lru_cache(maxsize=512)
 def _measure_cost(
-    family: str, *, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
+    identity: str, family: str, *, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
 ) -> Cost:
+    """`identity` is only a cache key: the family's name plus, for a user family, its source's hash."""
     spec = get_family(family)
+    if spec.is_user:
+        return _measure_user_cost(spec, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
+                                  num_classes=num_classes)
     # Built on the meta device: shapes only, so no time goes into random weight init
     # (0.8 s for B7). Dropout and stochastic depth do not change the cost.
     with torch.device("meta"):
@@ -139,6 +145,22 @@ def _measure_cost(
         for tensor in list(model.parameters()) + list(model.buffers()):
             tensor.zero_()
         total, conv_linear = _fvcore_flops(model, resolution)
+    return Cost(flops=total, conv_linear_flops=conv_linear, params=count_params(model), activations=activations)
+
+
+def _measure_user_cost(spec, *, width_mult: float, depth_mult: float, resolution: int, num_classes: int) -> Cost:
+    """A user's network, built for real (their code may not run on the meta device; proxies are small)."""
+    from .errors import UserError
+
+    model = spec.build(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes).eval()
+    try:
+        with torch.no_grad():
+            total, conv_linear = _fvcore_flops(model, resolution)
+            activations = count_activations(model, resolution, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - the user's forward pass: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise UserError(f"--family {spec.name}: counting FLOPs of the network at width_mult={width_mult:.4g}, "
+                        f"depth_mult={depth_mult:.4g}, {resolution}px failed: {type(exc).__name__}: {first}") from None
     return Cost(flops=total, conv_linear_flops=conv_linear, params=count_params(model), activations=activations)
 
 

@@ -22,9 +22,9 @@ class FamilyMember:
     params: int
     flops: int  # multiply-adds
     flops_ratio: float  # flops / flops of the φ = 0 member, measured
-    target_ratio: float  # (α·β²·γ²)^φ, the ideal
-    ratio_error: float  # flops_ratio / target_ratio - 1: how far rounding moved the member
-    dropout: float
+    target_ratio: float | None  # (α·β²·γ²)^φ, the ideal; None for a published table with no compound rule
+    ratio_error: float | None  # flops_ratio / target_ratio - 1: how far rounding moved the member
+    dropout: float | None  # None: the family does not say (a user's builder decides)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,38 +46,39 @@ class _Planned:
     depth_mult: float
     width_mult: float
     resolution: int
-    dropout: float
+    dropout: float | None
+    family: str | None = None  # the registered family that builds it, when not the table's own
 
 
 def _measure_rows(
     family: str,
     members: Iterable[_Planned],
     base: _Planned,
-    target_factor: float,
+    target_factor: float | None,
     num_classes: int,
     on_member: Callable[[str], None] | None,
     match_multiple: int | None = None,
 ) -> list[FamilyMember]:
     """Measure each member against `base`; with `match_multiple`, first move its resolution (in steps of that
     multiple) to the one whose measured FLOPs come closest to the target ratio."""
-    base_flops = measure_cost(family, width_mult=base.width_mult, depth_mult=base.depth_mult,
+    base_flops = measure_cost(base.family or family, width_mult=base.width_mult, depth_mult=base.depth_mult,
                               resolution=base.resolution, num_classes=num_classes).flops
     rows = []
     for m in members:
-        target = target_factor**m.phi
+        target = target_factor**m.phi if target_factor is not None else None
         resolution = m.resolution
-        if match_multiple is not None:
+        if match_multiple is not None and target is not None:
             def flops_at(r: int, m=m) -> int:
                 return measure_cost(family, width_mult=m.width_mult, depth_mult=m.depth_mult, resolution=r,
                                     num_classes=num_classes).flops
 
             resolution = match_resolution(flops_at, target * base_flops, start=m.resolution,
                                           multiple=match_multiple)
-        cost = measure_cost(family, width_mult=m.width_mult, depth_mult=m.depth_mult, resolution=resolution,
-                            num_classes=num_classes)
+        cost = measure_cost(m.family or family, width_mult=m.width_mult, depth_mult=m.depth_mult,
+                            resolution=resolution, num_classes=num_classes)
         ratio = cost.flops / base_flops
         rows.append(FamilyMember(m.name, m.phi, m.depth_mult, m.width_mult, resolution, cost.params, cost.flops,
-                                 ratio, target, ratio / target - 1.0, m.dropout))
+                                 ratio, target, None if target is None else ratio / target - 1.0, m.dropout))
         if on_member:
             on_member(m.name)
     return rows
@@ -111,7 +112,27 @@ def expand_family(
                          resolution_multiple if match_budget else None)
 
 
+#: Published tables built by a compound rule: their target ratio is that rule's; the others have none.
 PRESET_COEFFICIENTS = {"efficientnet": Coefficients(PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA)}
+
+
+def preset_names() -> list[str]:
+    from .families import family_names
+
+    return [n for n in family_names() if get_family(n).official]
+
+
+def preset_spec(preset: str):
+    """The family holding the published table `preset`; UserError if there is none."""
+    if preset not in preset_names():
+        raise UserError(f"unknown preset {preset!r}; known: {', '.join(preset_names())}")
+    return get_family(preset)
+
+
+def preset_title(preset: str) -> str:
+    if preset in PRESET_COEFFICIENTS:
+        return f"{preset} published family (hand-tuned; target ratio uses the paper's α·β²·γ² = 1.92)"
+    return f"{preset} published variants (no compound rule: no target ratio)"
 
 
 def expand_preset(
@@ -120,19 +141,23 @@ def expand_preset(
     num_classes: int = 1000,
     on_member: Callable[[str], None] | None = None,
 ) -> list[FamilyMember]:
-    """The published hand-tuned table; φ is the member's index (B index; l2 is 9).
+    """A published table; φ is the member's index (EfficientNet: the B index, l2 is 9; ResNet: 18-152 as 0-4;
+    MobileNetV2: widths 0.35-1.4 as -3..2, 1.0 at 0).
 
-    target_ratio uses the paper's coefficients (α·β²·γ² = 1.92), so the table
-    shows how far the hand tuning strays from the compound rule.
+    Ratios are against the member at φ = 0 (the smallest where there is none). For EfficientNet,
+    target_ratio uses the paper's coefficients (α·β²·γ² = 1.92), so the table shows how far the hand
+    tuning strays from the compound rule; the other tables follow no such rule and have no target.
     """
-    spec = get_family(preset)
+    spec = preset_spec(preset)
     by_index = {m.index: (key, m) for key, m in spec.official.items()}
     missing = [p for p in phis if p not in by_index]
     if missing:
         known = ", ".join(f"{m.index} ({k})" for k, m in spec.official.items())
         raise UserError(f"preset {preset!r} has no member at φ={missing[0]}; it has φ = {known}")
-    first = spec.official[min(spec.official, key=lambda k: spec.official[k].index)]
-    base = _Planned("base", 0, first.depth_mult, first.width_mult, first.resolution, first.dropout)
-    members = [_Planned(key.upper(), phi, m.depth_mult, m.width_mult, m.resolution, m.dropout)
+    _, first = by_index[0] if 0 in by_index else by_index[min(by_index)]
+    base = _Planned("base", 0, first.depth_mult, first.width_mult, first.resolution, first.dropout, first.family)
+    members = [_Planned(m.name or key.upper(), phi, m.depth_mult, m.width_mult, m.resolution, m.dropout, m.family)
                for phi in phis for key, m in [by_index[phi]]]
-    return _measure_rows(preset, members, base, PRESET_COEFFICIENTS[preset].flops_factor, num_classes, on_member)
+    coefficients = PRESET_COEFFICIENTS.get(preset)
+    return _measure_rows(preset, members, base, coefficients.flops_factor if coefficients else None, num_classes,
+                         on_member)

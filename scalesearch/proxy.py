@@ -60,5 +60,17 @@ GPU_PROXY = ProxyPreset(
 )
 
 
-def proxy_for(device_type: str) -> ProxyPreset:
-    return GPU_PROXY if device_type == "cuda" else CPU_PROXY
+def proxy_for(device_type: str, *, family: str = "efficientnet") -> ProxyPreset:
+    """The device's preset, with the family's own φ = 0 network where it states one.
+
+    Each built-in family's CPU proxy is chosen so that at least 90% of the default 2x grid can be
+    budget-matched (benchmarks/proxy_coverage.py); the training recipe is the device's.
+    """
+    from .families import get_family
+
+    preset = GPU_PROXY if device_type == "cuda" else CPU_PROXY
+    spec = get_family(family)
+    dims = spec.gpu_proxy if device_type == "cuda" else spec.cpu_proxy
+    if dims is None:
+        return preset
+    return replace(preset, width_mult=dims.width_mult, depth_mult=dims.depth_mult, resolution=dims.resolution)

@@ -27,11 +27,16 @@ def to_json(rows: Sequence[FamilyMember], meta: dict) -> str:
                       indent=2) + "\n"
 
 
+def _number(value: float | None, spec: str, scale: float = 1.0, suffix: str = "") -> str:
+    """A cell for a value a table may not have (a published table's target, a user family's dropout)."""
+    return "-" if value is None else f"{scale * value:{spec}}{suffix}"
+
+
 def _display_cells(r: FamilyMember) -> list[str]:
     return [
         r.name, f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution),
-        f"{r.params / 1e6:.2f}M", f"{r.flops / 1e9:.3f}G", f"{r.flops_ratio:.2f}", f"{r.target_ratio:.2f}",
-        f"{100 * r.ratio_error:+.1f}%", f"{r.dropout:.1f}",
+        f"{r.params / 1e6:.2f}M", f"{r.flops / 1e9:.3f}G", f"{r.flops_ratio:.2f}", _number(r.target_ratio, ".2f"),
+        _number(r.ratio_error, "+.1f", 100, "%"), _number(r.dropout, ".1f"),
     ]
 
 
@@ -96,8 +101,8 @@ def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
     for r in rows:
         body.append(" & ".join([
             latex_escape(r.name), f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution),
-            f"{r.params / 1e6:.2f}", f"{r.flops / 1e9:.3f}", f"{r.flops_ratio:.2f}", f"{r.target_ratio:.2f}",
-            f"{100 * r.ratio_error:+.1f}", f"{r.dropout:.1f}",
+            f"{r.params / 1e6:.2f}", f"{r.flops / 1e9:.3f}", f"{r.flops_ratio:.2f}", _number(r.target_ratio, ".2f"),
+            _number(r.ratio_error, "+.1f", 100), _number(r.dropout, ".1f"),
         ]) + r" \\")
     caption = latex_escape(f"{title}. MACs: multiply-adds at batch 1 (one fused multiply-add = 1 FLOP), "
                            "measured on the rounded network; ratios are relative to φ = 0.")
@@ -138,7 +143,7 @@ def rich_table(rows: Sequence[FamilyMember], title: str):
     for r in rows:
         cells = _display_cells(r)
         # Members whose rounding moved them more than 10% off the ideal ratio deserve a second look.
-        if abs(r.ratio_error) > 0.10:
+        if r.ratio_error is not None and abs(r.ratio_error) > 0.10:
             cells[9] = f"[yellow]{cells[9]}[/yellow]"
         table.add_row(*cells)
     return table

@@ -17,6 +17,7 @@ class CoefficientSource:
     coefficients: Coefficients
     description: str  # said to the user: where the numbers came from
     best_json: Path | None = None
+    family: str | None = None  # the family a run searched (expand uses it unless --family says otherwise)
 
 
 def read_best_json(path: Path) -> CoefficientSource:
@@ -29,7 +30,9 @@ def read_best_json(path: Path) -> CoefficientSource:
         coeffs = Coefficients(float(data["alpha"]), float(data["beta"]), float(data["gamma"]))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} is not a scalesearch best.json (needs alpha, beta, gamma): {exc}") from None
-    return CoefficientSource(coeffs, f"the winner in {path}", path)
+    config = data.get("provenance", {}).get("config", {}) if isinstance(data.get("provenance"), dict) else {}
+    family = config.get("family") if isinstance(config, dict) else None
+    return CoefficientSource(coeffs, f"the winner in {path}", path, family if isinstance(family, str) else None)
 
 
 def latest_best_json(runs_dir: Path = DEFAULT_RUNS_DIR) -> Path | None:

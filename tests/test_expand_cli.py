@@ -120,7 +120,7 @@ def test_flops_command_json(cli):
         (["expand", "--phi", "one"], "--phi"),
         (["expand", "--alpha", "0.9", "--beta", "1.1", "--gamma", "1.1"], "alpha"),
         (["expand", "--alpha", "1.2"], "together"),
-        (["expand", "--preset", "resnet"], "unknown preset"),
+        (["expand", "--preset", "vgg"], "unknown preset"),
         (["expand", "--preset", "efficientnet", "--phi", "10"], "no member"),
         (["expand", "--family", "nope"], "unknown family"),
         (["expand", "--base-resolution", "0"], "positive"),

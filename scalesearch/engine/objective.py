@@ -23,6 +23,24 @@ def record_network(trial: optuna.Trial, m: MatchedCandidate) -> None:
         trial.set_user_attr(key, value)
 
 
+def _extreme_multipliers(config: SearchConfig, proxy) -> list[tuple[float, float]]:
+    """(width, depth) of the proxy and of the largest network the run can ask for: checked before training."""
+    if config.mode == "compare":
+        return [(proxy.width_mult, proxy.depth_mult)]  # the arms are built (and checked) right after
+    # grid: α <= budget^½, β <= budget^¼; the sampler's simplex reaches α = budget or β = budget^½.
+    alpha, beta = (config.budget**0.5, config.budget**0.25) if config.mode == "grid" else \
+        (config.budget, config.budget**0.5)
+    return [(proxy.width_mult, proxy.depth_mult), (proxy.width_mult * beta, proxy.depth_mult * alpha)]
+
+
+def _family_source(family: str) -> dict:
+    """A user family's source hash: resuming with a changed model file is refused."""
+    from ..families import get_family
+
+    digest = get_family(family).source_hash
+    return {"family_source": f"sha256:{digest}"} if digest else {}
+
+
 class CandidateFailed(Exception):
     """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
 
@@ -45,13 +63,17 @@ class Experiment:
     def prepare(cls, config: SearchConfig) -> "Experiment":
         from ..cost import measure_cost
         from ..data import load_data
+        from ..families import get_family
+        from ..families.user import probe_family
         from ..proxy import proxy_for
         from ..train import resolve_device
 
         device = resolve_device(config.device)
-        proxy = proxy_for(device.type).with_overrides(epochs=config.epochs)
+        proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs)
         data = load_data(config.data, seed=config.seed, image_size=proxy.image_size,
                          synthetic_sizes=proxy.synthetic_sizes, **config.data_options())
+        probe_family(get_family(config.family), multipliers=_extreme_multipliers(config, proxy),
+                     resolution=proxy.resolution, num_classes=data.num_classes)
         base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                             resolution=proxy.resolution, num_classes=data.num_classes)
         fingerprint = data.fingerprint
@@ -70,7 +92,7 @@ class Experiment:
         return {
             "mode": cfg.mode, "budget": cfg.budget, "tolerance": cfg.tolerance,
             **({"step": cfg.step} if cfg.mode == "grid" else {}),
-            "family": cfg.family, "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
+            "family": cfg.family, **_family_source(cfg.family), "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
             "epochs": proxy.train.epochs, "data": self.fingerprint,
             "proxy": f"{proxy.name} (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
                      f"{proxy.resolution}px, batch {proxy.train.batch_size}, lr {proxy.train.lr:g})",

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .registry import BuiltShape, FamilySpec, OfficialMember, register
+from .rounding import round_channels, round_repeats  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -40,21 +41,6 @@ B0_STAGES = (
 )
 STEM_CHANNELS = 32
 HEAD_FACTOR = 4  # head width = 4 x last stage width (1280 for B0)
-
-
-def round_channels(channels: float, width_mult: float, divisor: int = 8) -> int:
-    """Scale a channel count and round to a multiple of 8, never losing more than 10%."""
-    scaled = channels * width_mult
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
-        rounded += divisor
-    return int(rounded)
-
-
-def round_repeats(repeats: int, depth_mult: float) -> int:
-    """Scale a stage's block count, rounding up so no stage disappears."""
-    # The tiny epsilon keeps 3 * 1.2**2 style products from rounding up through float noise.
-    return int(math.ceil(repeats * depth_mult - 1e-9))
 
 
 class ConvBNAct(nn.Sequential):
