@@ -2,7 +2,6 @@
 
 import csv
 import json
-import math
 import textwrap
 
 import numpy as np

@@ -8,7 +8,6 @@ with 1000 classes). Written from the paper's table 2.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
