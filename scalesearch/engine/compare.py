@@ -8,7 +8,6 @@ winner trained with the very same seeds: those results are taken from the run, n
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 
 import optuna
@@ -18,6 +17,7 @@ from ..fileio import atomic_write_json, atomic_write_text
 from ..scaling import Coefficients
 from . import queue
 from .objective import Experiment, record_network
+from .results import SeedSummary
 from .run import Worker, provenance
 
 
@@ -100,8 +100,8 @@ class CompareExperiment(Experiment):
 class CompareWorker(Worker):
     """Every arm with every seed of the setup: a fixed set of items, no racing."""
 
-    def __init__(self, cfg, exp: CompareExperiment, study, worker_index: int = 0):
-        super().__init__(cfg, exp, study, worker_index)
+    def __init__(self, cfg, exp: CompareExperiment, study, worker_index: int = 0, **kwargs):
+        super().__init__(cfg, exp, study, worker_index, **kwargs)
         self.racing = False
 
     def describe(self) -> str:
@@ -126,21 +126,13 @@ class CompareWorker(Worker):
 
 
 @dataclass
-class ArmRecord:
+class ArmRecord(SeedSummary):
     arm: Arm
     seed_accuracies: dict[int, float]
     test_accuracies: dict[int, float]
     state: str  # complete, failed/diverged/oom, waiting
     reason: str
     seconds: float
-
-    @property
-    def accuracy(self) -> float | None:
-        return statistics.fmean(self.seed_accuracies.values()) if self.seed_accuracies else None
-
-    @property
-    def accuracy_std(self) -> float | None:
-        return statistics.stdev(self.seed_accuracies.values()) if len(self.seed_accuracies) > 1 else None
 
 
 def arm_records(trials, exp: CompareExperiment) -> list[ArmRecord]:

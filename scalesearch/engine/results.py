@@ -28,8 +28,31 @@ _MEASURED = ("alpha_eff", "beta_eff", "gamma_eff", "depth_mult", "width_mult", "
              "flops_ratio", "params", "network")
 
 
+class SeedSummary:
+    """Mean, spread and count over a record's `seed_accuracies` (and `test_accuracies`), full precision."""
+
+    seed_accuracies: dict[int, float]
+    test_accuracies: dict[int, float]
+
+    @property
+    def accuracy(self) -> float | None:
+        return statistics.fmean(self.seed_accuracies.values()) if self.seed_accuracies else None
+
+    @property
+    def accuracy_std(self) -> float | None:
+        return statistics.stdev(self.seed_accuracies.values()) if len(self.seed_accuracies) > 1 else None
+
+    @property
+    def seeds(self) -> int:
+        return len(self.seed_accuracies)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return statistics.fmean(self.test_accuracies.values()) if self.test_accuracies else None
+
+
 @dataclass
-class CandidateRecord:
+class CandidateRecord(SeedSummary):
     """One candidate as the study knows it: nominal and effective coefficients, cost, seeds, outcome."""
 
     trial: int  # the first trial of the candidate (its seed-0 attempt)
@@ -53,21 +76,6 @@ class CandidateRecord:
     seconds: float = 0.0
     reason: str = ""
 
-    @property
-    def accuracy(self) -> float | None:
-        return statistics.fmean(self.seed_accuracies.values()) if self.seed_accuracies else None
-
-    @property
-    def accuracy_std(self) -> float | None:
-        return statistics.stdev(self.seed_accuracies.values()) if len(self.seed_accuracies) > 1 else None
-
-    @property
-    def seeds(self) -> int:
-        return len(self.seed_accuracies)
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return statistics.fmean(self.test_accuracies.values()) if self.test_accuracies else None
 
     @property
     def coefficients(self) -> dict:

@@ -147,10 +147,11 @@ def candidate_params(trials) -> dict[tuple, dict]:
 class Worker:
     """One worker's view of the study: what is wanted, what to evaluate, when to stop."""
 
-    def __init__(self, cfg: SearchConfig, exp: Experiment, study: optuna.Study, worker_index: int = 0):
+    def __init__(self, cfg: SearchConfig, exp: Experiment, study: optuna.Study, worker_index: int = 0, *,
+                 local: LocalWorkers | None = None):
         self.cfg, self.exp, self.study, self.worker_index = cfg, exp, study, worker_index
         self.cap = cfg.seed_cap(exp.proxy)
-        self.local: LocalWorkers | None = None  # set by run_study: this machine's live workers
+        self.local = local  # this machine's live workers of the run (None: no thread sizing)
         self.racing = cfg.seeds == "auto"
 
     # ------------------------------------------------------------ what the study should contain
@@ -403,8 +404,8 @@ def run_study(
 
     `worker_cls` and `outputs_cls` say what the study holds and what files it leaves (grid and sampler
     runs by default; `compare` passes its own). `on_open` is called once the study is open and its queue
-    filled, before any training, with the out directory (`--jobs` starts its extra workers there). On Ctrl-C the outputs are
-    written from the storage before KeyboardInterrupt propagates.
+    filled, before any training, with the out directory (`--jobs` starts its extra workers there). On
+    Ctrl-C the outputs are written from the storage before KeyboardInterrupt propagates.
     """
     # Ctrl-C stops between storage operations, never inside one; this machine's workers count each other.
     with interrupts.deferring(), LocalWorkers(cfg.out_dir) as local:
@@ -422,8 +423,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
                      f"{redact_url(cfg.storage_url) if cfg.storage else 'study.db'}", *exp.notes]:
             log_line(note)
         _fail_stale_trials(study)
-        worker = worker_cls(cfg, exp, study, worker_index)
-        worker.local = local
+        worker = worker_cls(cfg, exp, study, worker_index, local=local)
         trials = study.get_trials(deepcopy=False)
         before = queue.item_statuses(trials)
         added = queue.ensure_queued(study, worker.wanted(trials))
