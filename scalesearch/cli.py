@@ -293,17 +293,23 @@ def _progress_view(console, description: str):
     return progress, on_progress
 
 
+def _live_view(description: str):
+    """(console, log-line function, progress bar, on_progress) for a long run: log lines print above the bar."""
+    import logging
+
+    console = _console()
+    _logging_to(console)
+    progress, on_progress = _progress_view(console, description)
+    return console, logging.getLogger("scalesearch").info, progress, on_progress
+
+
 def _run_search(cfg, *, jobs: int = 1, devices: Optional[list[int]] = None, jobs_per_device: int = 1) -> None:
     """Shared body of `grid` and `search`: run with a live view, then summarise."""
-    import logging
 
     from .api import run_search
 
     cfg = cfg.validated()
-    console = _console()
-    _logging_to(console)
-    say = logging.getLogger("scalesearch").info
-    progress, on_progress = _progress_view(console, f"{cfg.mode} {cfg.budget_label}")
+    console, say, progress, on_progress = _live_view(f"{cfg.mode} {cfg.budget_label}")
 
     def on_trial(info: dict) -> None:
         acc = info.get("value")
@@ -524,17 +530,13 @@ def compare(
     jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Compound scaling against depth-only, width-only and resolution-only at the same measured FLOPs."""
-    import logging
 
     from .api import compare as run_compare
     from .comparison import summary_lines
 
     if fmt not in ("table", "json"):
         raise UserError(f"unknown --format {fmt!r}; choose table or json")
-    console = _console()
-    _logging_to(console)
-    say = logging.getLogger("scalesearch").info
-    progress, on_progress = _progress_view(console, f"compare φ={phi:g}")
+    console, say, progress, on_progress = _live_view(f"compare φ={phi:g}")
 
     def on_trial(info: dict) -> None:
         acc = info.get("value")
