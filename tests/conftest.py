@@ -39,3 +39,16 @@ def one_line_error(err: str) -> str:
 
 
 sys.modules.setdefault("scalesearch_test_helpers", sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    """240 synthetic images at 32 px in the .npz format users bring (one file per test module)."""
+    import numpy as np
+
+    from scalesearch.data.synthetic import make_synthetic
+
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    x, y = make_synthetic(240, 32, seed=5)
+    np.savez(path, images=x.numpy(), labels=y.numpy())
+    return path

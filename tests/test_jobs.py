@@ -7,11 +7,9 @@ import sys
 import time
 from collections import Counter
 
-import numpy as np
 import optuna
 import pytest
 
-from scalesearch.data.synthetic import make_synthetic
 from scalesearch.engine import queue
 from scalesearch.engine.local_workers import LocalWorkers, thread_share
 from scalesearch.scaling import grid_candidates
@@ -49,14 +47,6 @@ def test_live_workers_count_each_other_and_a_killed_one_stops_counting(tmp_path)
     assert not (tmp_path / ".workers" / f"{os.getpid()}.lock").exists()
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("jobs-data") / "tiny.npz"
-    x, y = make_synthetic(240, 32, seed=5)
-    np.savez(path, images=x.numpy(), labels=y.numpy())
-    return path
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -69,9 +59,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_jobs_two_stops_cleanly_on_ctrl_c_and_resumes_to_every_point_exactly_once(tmp_path, tiny):
+def test_jobs_two_stops_cleanly_on_ctrl_c_and_resumes_to_every_point_exactly_once(tmp_path, tiny_npz):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny), "--out", str(out),
+    cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny_npz), "--out", str(out),
            "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1", "--jobs", "2"]
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
@@ -122,15 +112,15 @@ def test_devices_plan_gives_each_gpu_its_workers_and_the_first_to_the_first_proc
     (["--jobs", "0"], "from 1 to 256"),
     (["--jobs-per-device", "0", "--devices", "0"], "from 1 to 256"),
 ])
-def test_bad_worker_options_are_one_line_and_exit_2(cli, tmp_path, tiny, args, needle):
-    code, _, err = cli("grid", "--budget", "2x", "--data", tiny, "--out", tmp_path / "o", *args)
+def test_bad_worker_options_are_one_line_and_exit_2(cli, tmp_path, tiny_npz, args, needle):
+    code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", tmp_path / "o", *args)
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and needle in lines[0], err
     assert not (tmp_path / "o" / "trials.csv").exists()
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
-def test_devices_without_cuda_is_refused_before_any_work(cli, tmp_path, tiny, monkeypatch):
+def test_devices_without_cuda_is_refused_before_any_work(cli, tmp_path, tiny_npz, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the command sets it in this process: undone after the test
-    code, _, err = cli("grid", "--budget", "2x", "--data", tiny, "--out", tmp_path / "o", "--devices", "0,1")
+    code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", tmp_path / "o", "--devices", "0,1")
     assert code == 2 and "no CUDA device is available" in err and "Traceback" not in err

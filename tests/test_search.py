@@ -10,25 +10,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 
 from conftest import one_line_error
-from scalesearch.data import make_synthetic
 from scalesearch.scaling import grid_candidates
 
 FINAL = {"complete", "rejected", "pruned", "diverged", "oom", "failed"}
 TINY = ["--epochs", "1", "--step", "0.1", "--seeds", "1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory):
-    """240 synthetic images at 32 px in the .npz format users bring."""
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    x, y = make_synthetic(240, 32, seed=5)
-    np.savez(path, images=x.numpy(), labels=y.numpy())
-    return path
 
 
 def read_trials(out: Path) -> list[dict]:
