@@ -12,6 +12,7 @@ Images lying outside any class folder are refused rather than ignored: each shou
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -69,8 +70,12 @@ def read_image(path: Path, size: int) -> np.ndarray:
         raise UserError(f"{path}: cannot read image ({one_line(exc)})") from None
 
 
+@functools.cache
 def _quiet_bomb_warnings() -> None:
-    """PIL's warning is redundant with read_image's own refusal; silence that one category only."""
+    """PIL's warning is redundant with read_image's own refusal; silence that one category only.
+
+    Once per process (cached), and before any decoding thread starts: warnings.filterwarnings edits a
+    process-wide list, and two threads editing it at once can fail."""
     from PIL import Image
 
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -137,6 +142,7 @@ def _decode_in_parallel(files: list[Path], size: int) -> list:
         except UserError as exc:
             return exc
 
+    _quiet_bomb_warnings()  # here, in this thread, not first inside the pool
     if len(files) < 64:
         return [attempt(f) for f in files]
     with ThreadPoolExecutor(max_workers=min(16, cpu_cores())) as pool:
