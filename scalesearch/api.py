@@ -52,12 +52,12 @@ def run_search(
 def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, seeds: int | str = "auto",
          data: str = "synthetic", epochs: int | None = None, device: str = "auto", out: str | Path | None = None,
          storage: str | None = None, study: str | None = None, seed: int = 0, family: str = "efficientnet",
-         alpha: float = 0.05, skip_bad_images: bool = False, **callbacks) -> RunResult:
+         alpha: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, **callbacks) -> RunResult:
     """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained."""
     cfg = SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=str(data),
                        epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
                        study=study, seed=seed, family=family, alpha=alpha, skip_bad_images=skip_bad_images,
-                       command_line=callbacks.pop("command_line", ""))
+                       threads=threads, command_line=callbacks.pop("command_line", ""))
     return run_search(cfg, **callbacks)
 
 
@@ -65,12 +65,12 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
            tolerance: float = 0.1, seeds: int | str = "auto", data: str = "synthetic", epochs: int | None = None,
            device: str = "auto", out: str | Path | None = None, storage: str | None = None, study: str | None = None,
            seed: int = 0, family: str = "efficientnet", alpha: float = 0.05, skip_bad_images: bool = False,
-           **callbacks) -> RunResult:
+           threads: int | None = None, **callbacks) -> RunResult:
     """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget."""
     cfg = SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                        tolerance=tolerance, seeds=seeds, data=str(data), epochs=epochs, device=device,
                        out=Path(out) if out is not None else None, storage=storage, study=study, seed=seed,
-                       family=family, alpha=alpha, skip_bad_images=skip_bad_images,
+                       family=family, alpha=alpha, skip_bad_images=skip_bad_images, threads=threads,
                        command_line=callbacks.pop("command_line", ""))
     return run_search(cfg, **callbacks)
 
@@ -79,7 +79,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
             seeds: int | None = None, data: str | None = None, epochs: int | None = None, device: str | None = None,
             out: str | Path | None = None, storage: str | None = None, seed: int | None = None,
             family: str | None = None, tolerance: float | None = None, alpha: float = 0.05,
-            skip_bad_images: bool = False, **callbacks) -> RunResult:
+            skip_bad_images: bool = False, threads: int | None = None, **callbacks) -> RunResult:
     """`scalesearch compare`: compound scaling against depth-, width- and resolution-only at one measured budget.
 
     With `from_run`, the compound arm is that run's winner and everything that decides what a trial
@@ -112,6 +112,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            study=f"{best['study']}-compare{suffix}", seed=int(run_cfg.get("seed", 0)),
                            family=str(run_cfg.get("family", "efficientnet")), alpha=alpha,
                            skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
+                           threads=threads if threads is not None else run_cfg.get("threads"),
                            command_line=command_line)
     else:
         budget = 2.0 if budget is None else budget
@@ -124,7 +125,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            out=Path(out) if out is not None else Path("runs") / f"compare-{budget:g}x",
                            storage=storage, study=f"scalesearch-compare-{budget:g}x{suffix}",
                            seed=0 if seed is None else seed, family=family or "efficientnet", alpha=alpha,
-                           skip_bad_images=skip_bad_images, command_line=command_line)
+                           skip_bad_images=skip_bad_images, threads=threads, command_line=command_line)
     cfg = cfg.validated()
     exp = CompareExperiment.prepare_compare(cfg, setup)
     # RunResult.best is compare.json's payload; records are the arms.

@@ -41,7 +41,13 @@ def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, de
     return CandidatePlan(width, depth, res, dev, proxy, data, coeffs)
 
 
-def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progress: bool = True) -> dict:
+def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progress: bool = True,
+              threads: int | None = None) -> dict:
+    """Train the plan's network once. On CPU with `threads` threads (default 1, as a grid trial trains, so the
+    number matches the grid's for the same network and seed); OMP_NUM_THREADS set by the user is respected."""
+    import os
+
+    import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .cost import measure_cost
@@ -56,6 +62,10 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
                  num_classes=data.num_classes)
     cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,
                         num_classes=data.num_classes)
+    if plan.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
+        from .engine.local_workers import DEFAULT_CPU_THREADS
+
+        torch.set_num_threads(threads or DEFAULT_CPU_THREADS)
     splits = to_device(data, plan.resolution, plan.device)
     config = plan.proxy.train
     with Progress(TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
@@ -77,4 +87,5 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
         "seconds": round(result.seconds, 3), "warmup_seconds": round(result.warmup_seconds, 3),
         "images_per_second": round(result.images_per_second, 1), "device": str(plan.device),
         "cuda_graph": result.cuda_graph, "reason": result.reason, "seed": seed,
+        **({"threads": torch.get_num_threads()} if plan.device.type == "cpu" else {}),
     }

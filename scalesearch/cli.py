@@ -303,7 +303,7 @@ def _live_view(description: str):
     return console, logging.getLogger("scalesearch").info, progress, on_progress
 
 
-def _run_search(cfg, *, jobs: int = 1, devices: Optional[list[int]] = None, jobs_per_device: int = 1) -> None:
+def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] = None, jobs_per_device: int = 1) -> None:
     """Shared body of `grid` and `search`: run with a live view, then summarise."""
 
     from .api import run_search
@@ -322,7 +322,8 @@ def _run_search(cfg, *, jobs: int = 1, devices: Optional[list[int]] = None, jobs
         seed = f"seed {info.get('seed', 0)}"
         say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {built} {ratio} {seed} {secs} {what}")
 
-    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=cfg.device)
+    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=cfg.device,
+                    threads=cfg.threads)
     try:
         result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open)
     except KeyboardInterrupt:
@@ -382,15 +383,27 @@ STUDY = typer.Option(None, "--study", help="Study name (default derived from mod
 SEED = typer.Option(0, "--seed", help="Seed of the sampler, the data split and training.")
 
 
-def _jobs_option(value: int) -> int:
+def _count_option(value: int) -> int:
     if not 1 <= value <= 256:
         raise typer.BadParameter(f"must be a whole number from 1 to 256, got {value}")
     return value
 
 
-JOBS = typer.Option(1, "--jobs", callback=_jobs_option,
-                    help="Worker processes on this machine for this study (each takes its share of the CPU "
-                         "cores; extra workers log to <out>/.workers/).")
+def _jobs_option(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return _count_option(int(value))
+    except ValueError:
+        raise typer.BadParameter(f"must be 'auto' or a whole number from 1 to 256, got {value!r}") from None
+
+
+JOBS = typer.Option("auto", "--jobs", callback=_jobs_option, envvar="SCALESEARCH_JOBS",
+                    help="Worker processes on this machine for this study; 'auto' (default): one per "
+                         "--threads cores on CPU (up to 16), one on a GPU. Extra workers log to <out>/.workers/.")
+THREADS = typer.Option(None, "--threads", callback=lambda v: v if v is None else _count_option(v),
+                       help="CPU threads per training (default 1: a candidate's accuracy then does not depend on "
+                            "--jobs or the machine's cores; --jobs auto uses the other cores).")
 
 
 def _devices_option(value: Optional[str]) -> Optional[list[int]]:
@@ -408,23 +421,37 @@ def _devices_option(value: Optional[str]) -> Optional[list[int]]:
 
 DEVICES_OPT = typer.Option(None, "--devices", callback=_devices_option,
                            help="CUDA devices to spread the workers over, e.g. 0,1 (with --jobs-per-device).")
-JOBS_PER_DEVICE = typer.Option(1, "--jobs-per-device", callback=_jobs_option,
+JOBS_PER_DEVICE = typer.Option(1, "--jobs-per-device", callback=_count_option,
                                help="With --devices: worker processes per GPU (small proxies are launch-bound; "
                                     "two per GPU can add throughput).")
+
+
+def _uses_cuda(device: Optional[str]) -> bool:
+    """Whether `--device` (auto, cpu, cuda) will train on a GPU here; a bad value is refused later, with the rest."""
+    if device == "cuda":
+        return True
+    if device not in (None, "auto"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 class _Jobs:
     """`--jobs N` (or `--devices`) around one run: start the peers once the study is open, stop them with it."""
 
-    def __init__(self, jobs: int, say, *, devices: Optional[list[int]] = None, jobs_per_device: int = 1,
-                 device: str = "auto"):
+    def __init__(self, jobs: int | str, say, *, devices: Optional[list[int]] = None, jobs_per_device: int = 1,
+                 device: str = "auto", threads: Optional[int] = None):
+        from .engine.local_workers import auto_jobs
         from .engine.peers import device_plan, is_peer
 
         if devices is not None:
-            if jobs != 1:
+            if jobs not in (1, "auto"):
                 raise UserError("--devices spreads the workers over GPUs: give --jobs-per-device instead of --jobs")
             if device == "cpu":
                 raise UserError("--devices names CUDA devices; drop it, or use --device cuda/auto")
+        if jobs == "auto":
+            jobs = 1 if devices is not None else auto_jobs(on_cuda=_uses_cuda(device), threads=threads)
         plan = device_plan(jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
         if plan[0] is not None and not is_peer():
             # Before CUDA is initialised in this process: the first worker takes the first device.
@@ -438,14 +465,17 @@ class _Jobs:
         self.peers = None
         self.say = say
 
-    def on_open(self, out_dir: Path) -> None:
+    def on_open(self, out_dir: Path) -> list[int]:
+        """Start the peers; their pids (the run counts them as live workers from now on)."""
         from .engine.peers import Peers
 
-        if self.count > 0:
-            self.peers = Peers(argv=_invoked_args, count=self.count, out_dir=out_dir, visible_devices=self.plan)
-            self.peers.start()
-            self.say(f"--jobs: started {self.peers.count} more worker(s) of this study (logs in "
-                     f"{self.peers.log_dir}/)")
+        if self.count == 0:
+            return []
+        self.peers = Peers(argv=_invoked_args, count=self.count, out_dir=out_dir, visible_devices=self.plan)
+        self.peers.start()
+        self.say(f"--jobs: started {self.peers.count} more worker(s) of this study (logs in "
+                 f"{self.peers.log_dir}/)")
+        return [p.pid for p in self.peers.procs]
 
     def interrupted(self) -> None:
         if self.peers is not None:
@@ -468,7 +498,8 @@ def grid(
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
-    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS, devices: Optional[str] = DEVICES_OPT,
+    skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
+    devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
@@ -476,7 +507,7 @@ def grid(
 
     _run_search(SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data,
                              epochs=epochs, device=device, out=out, storage=storage, study=study, seed=seed,
-                             family=family, alpha=alpha_level, skip_bad_images=skip_bad_images,
+                             family=family, alpha=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
                              command_line=_command_line()), jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
 
 
@@ -489,7 +520,8 @@ def search(
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
-    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS, devices: Optional[str] = DEVICES_OPT,
+    skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
+    devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
@@ -498,7 +530,8 @@ def search(
     _run_search(SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                              tolerance=tolerance, seeds=seeds, data=data, epochs=epochs, device=device, out=out,
                              storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
-                             skip_bad_images=skip_bad_images, command_line=_command_line()), jobs=jobs,
+                             skip_bad_images=skip_bad_images, threads=threads, command_line=_command_line()),
+                jobs=jobs,
                 devices=devices, jobs_per_device=jobs_per_device)
 
 
@@ -526,7 +559,8 @@ def compare(
                                                                         "budget^φ·(1 ± tolerance)."),
     alpha_level: float = typer.Option(0.05, "--alpha-level", help="Significance level of the verdicts."),
     fmt: str = typer.Option("table", "--format", help="table (console) or json (compare.json on stdout)."),
-    skip_bad_images: bool = SKIP_BAD, jobs: int = JOBS, devices: Optional[str] = DEVICES_OPT,
+    skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
+    devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Compound scaling against depth-only, width-only and resolution-only at the same measured FLOPs."""
@@ -544,13 +578,14 @@ def compare(
         secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
         say(f"trial {info['trial']:>3} {info.get('arm', ''):<16} seed {info.get('seed', 0)} {secs} {what}")
 
-    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=device or "auto")
+    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=device or "auto",
+                    threads=threads)
     try:
         result = run_compare(from_run=from_, budget=budget, phi=phi, seeds=seeds, data=data, epochs=epochs,
                              device=device, out=out, storage=storage, seed=seed, family=family,
                              tolerance=tolerance, alpha=alpha_level, skip_bad_images=skip_bad_images,
-                             on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open,
-                             command_line=_command_line())
+                             threads=threads, on_trial=on_trial, log_line=say, on_progress=on_progress,
+                             on_open=workers.on_open, command_line=_command_line())
     except KeyboardInterrupt:
         progress.stop()
         workers.interrupted()
@@ -617,6 +652,7 @@ def train(
     device: str = DEVICE,
     family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    threads: Optional[int] = THREADS,
 ):
     """Train one candidate on the proxy setup and report its validation accuracy."""
     from .candidate import resolve_candidate, train_one
@@ -624,7 +660,7 @@ def train(
     console = _console()
     plan = resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device, data, epochs,
                              family=family)
-    result = train_one(plan, family, seed, console, show_progress=not as_json)
+    result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads)
     if as_json:
         import json
 

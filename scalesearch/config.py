@@ -34,6 +34,7 @@ class SearchConfig:
     family: str = "efficientnet"
     seed: int = 0
     skip_bad_images: bool = False
+    threads: int | None = None  # intra-op threads of a CPU trial; None: 1 (results then do not depend on --jobs)
     command_line: str = ""
 
     def validated(self) -> "SearchConfig":
@@ -60,6 +61,8 @@ class SearchConfig:
             raise UserError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.epochs is not None and self.epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.threads is not None and not (isinstance(self.threads, int) and 1 <= self.threads <= 256):
+            raise UserError(f"--threads must be a whole number from 1 to 256, got {self.threads!r}")
         if self.study is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study):
             raise UserError(f"--study {self.study!r}: use letters, digits, '.', '_' and '-'")
         if self.storage is not None and "://" not in self.storage:

@@ -6,6 +6,9 @@ import pytest
 
 # Tests run on 2-core CI machines: keep torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# In-process CLI runs stay one process (--jobs auto would start a peer per run); tests/test_jobs.py runs the
+# default --jobs in a subprocess without this.
+os.environ.setdefault("SCALESEARCH_JOBS", "1")
 # Decoded-image cache of this test session, never the user's ~/.cache (subprocesses inherit it).
 os.environ.setdefault("SCALESEARCH_CACHE", tempfile.mkdtemp(prefix="scalesearch-test-cache-"))
 

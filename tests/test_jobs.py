@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from scalesearch.engine import queue
-from scalesearch.engine.local_workers import LocalWorkers, thread_share
+from scalesearch.engine.local_workers import LocalWorkers, auto_jobs, cpu_cores, thread_share, trial_threads
 from scalesearch.scaling import grid_candidates
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -22,6 +22,21 @@ def test_thread_share_divides_the_cores_and_never_drops_below_one():
     assert thread_share(live_workers=2, cores=2) == 1
     assert thread_share(live_workers=3, cores=2) == 1
     assert thread_share(live_workers=4, cores=16) == 4
+
+
+def test_a_trial_trains_with_one_thread_unless_asked_and_never_more_than_its_share():
+    assert trial_threads(requested=None, live_workers=1, cores=2) == 1  # the default: reproducible
+    assert trial_threads(requested=2, live_workers=1, cores=2) == 2
+    assert trial_threads(requested=2, live_workers=2, cores=2) == 1  # asked for more than its share
+    assert trial_threads(requested=4, live_workers=2, cores=16) == 4
+
+
+def test_jobs_auto_is_one_worker_per_thread_share_of_the_cores_on_cpu_and_one_on_a_gpu():
+    assert auto_jobs(on_cuda=False, threads=None, cores=2) == 2
+    assert auto_jobs(on_cuda=False, threads=2, cores=2) == 1
+    assert auto_jobs(on_cuda=False, threads=4, cores=2) == 1
+    assert auto_jobs(on_cuda=False, threads=None, cores=64) == 16  # capped: each worker holds the data
+    assert auto_jobs(on_cuda=True, threads=None, cores=16) == 1
 
 
 HOLD = ("import sys, time; from scalesearch.engine.local_workers import LocalWorkers\n"
@@ -47,6 +62,23 @@ def test_live_workers_count_each_other_and_a_killed_one_stops_counting(tmp_path)
     assert not (tmp_path / ".workers" / f"{os.getpid()}.lock").exists()
 
 
+def test_a_started_peer_counts_before_it_registers_and_once_after(tmp_path):
+    # The first trial of `--jobs 2` starts while its peer is still importing torch: sized for one worker,
+    # it ran two threads beside the peer's one on two cores and took 4x as long (measured).
+    with LocalWorkers(tmp_path) as me:
+        slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)\n" + HOLD, str(tmp_path)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            me.expect([slow.pid])
+            assert me.live() == 2  # started, not registered yet
+            assert slow.stdout.readline().strip() == "ready"
+            assert me.live() == 2  # registered: counted once
+        finally:
+            slow.kill()
+            slow.wait()
+        assert me.live() == 1  # gone: no longer expected
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -59,11 +91,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_jobs_two_stops_cleanly_on_ctrl_c_and_resumes_to_every_point_exactly_once(tmp_path, tiny_npz):
+@pytest.mark.skipif(cpu_cores() < 2, reason="--jobs auto starts a second worker only with a second core")
+def test_default_jobs_use_every_core_stop_cleanly_on_ctrl_c_and_resume_to_every_point_exactly_once(tmp_path,
+                                                                                                    tiny_npz):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny_npz), "--out", str(out),
-           "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1", "--jobs", "2"]
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+           "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1"]  # --jobs auto
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SCALESEARCH_JOBS")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     storage = f"sqlite:///{out / 'study.db'}"
     deadline = time.time() + 180
@@ -91,9 +125,24 @@ def test_jobs_two_stops_cleanly_on_ctrl_c_and_resumes_to_every_point_exactly_onc
     evaluated = Counter(queue.key_of(t) for t in study.trials if queue.trial_outcome(t) in queue.FINAL)
     expected = {queue.item_key({"alpha": c.alpha, "beta": c.beta}, 0) for c in grid_candidates(2.0, 0.1)}
     assert set(evaluated) == expected and set(evaluated.values()) == {1}
-    # While both lived, each took half of the cores (on this 2-core machine: one thread each).
-    shares = {t.user_attrs.get("threads") for t in study.trials if "threads" in t.user_attrs}
-    assert thread_share(live_workers=2) in shares
+    # Every trial trained with one thread, whichever worker ran it and however many were alive.
+    shares = {t.user_attrs.get("threads") for t in study.trials if queue.trial_outcome(t) == "complete"}
+    assert shares == {1}
+
+
+def test_jobs_two_gives_every_candidate_the_accuracy_one_worker_gives_it(tmp_path, tiny_npz):
+    def accuracies(jobs: str) -> dict:
+        out = tmp_path / f"jobs{jobs}"
+        cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny_npz), "--out",
+               str(out), "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1", "--jobs", jobs]
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
+        assert done.returncode == 0, done.stderr[-2000:]
+        study = optuna.load_study(study_name="scalesearch-grid-2x", storage=f"sqlite:///{out / 'study.db'}")
+        return {queue.key_of(t): t.value for t in study.trials if queue.trial_outcome(t) == "complete"}
+
+    one, two = accuracies("1"), accuracies("2")
+    assert one and one == two
 
 
 def test_devices_plan_gives_each_gpu_its_workers_and_the_first_to_the_first_process():

@@ -1,12 +1,22 @@
-"""Workers sharing this machine: how many are alive, and how many CPU threads each should take.
+"""Workers sharing this machine: how many are alive, and how many CPU threads each trial takes.
 
 Torch gives every process one intra-op thread per core. Three workers of one study on a 2-core machine
 then run six threads on two cores and thrash: measured, the same `grid` command started three times
-finished no training in 9.5 minutes, against 154 s with one thread each. So every worker holds a lock
-file in `<out>/.workers/` while it lives, and before each trial counts the live ones and takes its
-share of the cores. Workers started by `--jobs`, or by hand with the same `--out`, size themselves
-alike; no setting is needed. (Workers on other machines keep their own out directories and count
-their own.)
+finished no training in 9.5 minutes, against 154 s with one thread each.
+
+So a CPU trial trains with one thread unless the user asks for more (`--threads`), and the cores are
+used by running one worker per core (`--jobs auto`). One thread is also what makes results
+reproducible: CPU float reductions are ordered by the thread count, so the same network and seed
+trained with 1 and with 2 threads end at different accuracies (benchmarks/RESULTS.md). With a fixed
+thread count a trial's accuracy does not depend on `--jobs`, on how many workers happen to be alive,
+or on the machine's core count. Small proxies gain little from intra-op threads anyway: two
+one-thread trainings side by side finished 1.24-1.33x sooner than the same two trained one after the
+other with two threads each.
+
+Every worker holds a lock file in `<out>/.workers/` while it lives. When the user does ask for several
+threads per trial, each worker takes at most its share of the cores (cores // live workers), so
+workers started by `--jobs` or by hand with the same `--out` never oversubscribe the machine. (Workers
+on other machines keep their own out directories and count their own.)
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 WORKERS_DIR = ".workers"
+DEFAULT_CPU_THREADS = 1  # intra-op threads of a CPU trial unless --threads says otherwise (see above)
+MAX_AUTO_JOBS = 16  # `--jobs auto` on a large CPU machine: every worker holds its own copy of the data
 _YOUNG_SECONDS = 10.0  # a lock file this new may not be locked yet by its owner: never reap it
 
 
@@ -34,6 +46,18 @@ def thread_share(*, live_workers: int, cores: int | None = None) -> int:
     return max(1, (cores or cpu_cores()) // max(1, live_workers))
 
 
+def trial_threads(*, requested: int | None, live_workers: int, cores: int | None = None) -> int:
+    """Intra-op threads of one CPU trial: what was asked (default 1), never more than this worker's share."""
+    return min(requested or DEFAULT_CPU_THREADS, thread_share(live_workers=live_workers, cores=cores))
+
+
+def auto_jobs(*, on_cuda: bool, threads: int | None, cores: int | None = None) -> int:
+    """`--jobs auto`: on CPU one worker per `threads` cores (so every core trains); on a GPU one worker."""
+    if on_cuda:
+        return 1
+    return max(1, min(MAX_AUTO_JOBS, (cores or cpu_cores()) // (threads or DEFAULT_CPU_THREADS)))
+
+
 class LocalWorkers:
     """This process's registration as a live worker of an out directory (a context manager)."""
 
@@ -41,6 +65,12 @@ class LocalWorkers:
         self.dir = Path(out_dir) / WORKERS_DIR
         self.path = self.dir / f"{os.getpid()}.lock"
         self._lock: FileLock | None = None
+        self._expected: set[int] = set()  # peers this process started that may not have registered yet
+
+    def expect(self, pids) -> None:
+        """Count these just-started processes as live until they exit, registered or not: a peer takes a few
+        seconds to start, and a first trial sized without it would oversubscribe the cores for its whole length."""
+        self._expected.update(int(p) for p in pids)
 
     def __enter__(self) -> "LocalWorkers":
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +87,7 @@ class LocalWorkers:
     def live(self) -> int:
         """Live workers of this out directory on this machine, this one included."""
         count = 1 if self._lock is not None else 0
+        registered = set()
         for path in self.dir.glob("*.lock"):
             if path == self.path:
                 continue
@@ -65,6 +96,7 @@ class LocalWorkers:
                 probe.acquire(timeout=0)
             except Timeout:
                 count += 1  # its owner holds it: alive
+                registered.add(path.stem)
                 continue
             probe.release()
             try:  # nobody holds it: its worker is gone (killed); tidy up unless it was just created
@@ -72,4 +104,20 @@ class LocalWorkers:
                     path.unlink(missing_ok=True)
             except OSError:
                 pass
-        return count
+        self._expected = {pid for pid in self._expected if _running(pid)}
+        return count + sum(1 for pid in self._expected if str(pid) not in registered)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie awaiting its parent counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:  # no /proc (not Linux): it exists
+        return True

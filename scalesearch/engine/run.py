@@ -16,7 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import optuna
 from optuna.trial import TrialState
@@ -29,7 +29,7 @@ from ..scaling import coefficients_from_simplex, grid_candidates
 from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
-from .local_workers import LocalWorkers, cpu_cores, thread_share
+from .local_workers import LocalWorkers, cpu_cores, trial_threads
 from .storage import HEARTBEAT_SECONDS, ORPHAN_SECONDS, open_storage, redact_url, run_dir_lock
 
 log = logging.getLogger("scalesearch.engine")
@@ -222,18 +222,20 @@ class Worker:
                                          cfg.budget)
 
     def _size_threads(self) -> int | None:
-        """Take this worker's share of the CPU cores (see local_workers); None when not on the CPU or when
-        the user fixed the thread count with OMP_NUM_THREADS."""
+        """Set this worker's intra-op threads for the next CPU trial (see local_workers) and return them;
+        None when not on the CPU. OMP_NUM_THREADS set by the user is left alone (and recorded)."""
         device = getattr(self.exp, "device", None)
-        if self.local is None or getattr(device, "type", None) != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        if getattr(device, "type", None) != "cpu":
             return None
         import torch
 
-        live = self.local.live()
-        threads = thread_share(live_workers=live)
+        if os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        live = self.local.live() if self.local is not None else 1
+        threads = trial_threads(requested=self.cfg.threads, live_workers=live)
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
-            log.info("%d worker(s) of this run on this machine share %d core(s): %d thread(s) each",
+            log.info("%d worker(s) of this run on this machine, %d core(s): %d thread(s) per trial",
                      live, cpu_cores(), threads)
         return threads
 
@@ -398,7 +400,7 @@ def run_study(
     worker_index: int = 0,
     worker_cls: type = Worker,
     outputs_cls: type = Outputs,
-    on_open: Callable[[Path], None] | None = None,
+    on_open: Callable[[Path], Iterable[int] | None] | None = None,
 ) -> RunResult:
     """Run (or resume) the study until every wanted item is settled.
 
@@ -434,7 +436,9 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
     if on_progress is not None:
         on_progress(done, total)
     if on_open is not None:
-        on_open(cfg.out_dir)
+        started = on_open(cfg.out_dir)  # the pids of workers it started, if any: count them from now on
+        if started:
+            local.expect(started)
     outputs = outputs_cls(cfg, exp)
 
     def after_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
