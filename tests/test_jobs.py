@@ -139,7 +139,11 @@ def test_jobs_two_gives_every_candidate_the_accuracy_one_worker_gives_it(tmp_pat
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
         assert done.returncode == 0, done.stderr[-2000:]
         study = optuna.load_study(study_name="scalesearch-grid-2x", storage=f"sqlite:///{out / 'study.db'}")
-        return {queue.key_of(t): t.value for t in study.trials if queue.trial_outcome(t) == "complete"}
+        done = [t for t in study.trials if queue.trial_outcome(t) == "complete"]
+        trained = Counter((t.user_attrs["network"], t.user_attrs["seed"]) for t in done
+                          if "same_network_as" not in t.user_attrs)
+        assert set(trained.values()) == {1}, f"a network was trained twice with one seed: {trained}"
+        return {queue.key_of(t): t.value for t in done}
 
     one, two = accuracies("1"), accuracies("2")
     assert one and one == two

@@ -122,6 +122,37 @@ class Experiment:
                 return t
         return None
 
+    @staticmethod
+    def _wait_for_running_twin(trial: optuna.Trial, network: str | None, seed_index: int,
+                               poll_seconds: float = 2.0) -> None:
+        """If another worker is training this very network with this seed, wait for its result instead of
+        training it a second time beside it (with --jobs, twins from one grid row are often taken while the
+        previous row's network still trains). A dead worker's trial is failed by the heartbeat check run here,
+        which ends the wait; this worker then trains the network itself."""
+        import time
+        import warnings
+
+        if network is None:
+            return
+
+        def running_twin() -> bool:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(trial.study)
+            # Only an earlier trial: two twins started at once must not wait for each other.
+            return any(t.number < trial.number and t.user_attrs.get("network") == network
+                       and int(t.user_attrs.get("seed", 0)) == seed_index and "same_network_as" not in t.user_attrs
+                       for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+        announced = False
+        while running_twin():
+            if not announced:
+                log.info("trial %d: the same network is training in another worker; waiting for its result",
+                         trial.number)
+                announced = True
+            with interruptible():
+                time.sleep(poll_seconds)
+
     def splits(self, resolution: int):
         from ..train import to_device
 
@@ -147,6 +178,7 @@ class Experiment:
             trial.set_user_attr("outcome", "rejected")
             raise optuna.TrialPruned(reason)
 
+        self._wait_for_running_twin(trial, m.network, seed_index)
         twin = self._trained_twin(trial, m.network, seed_index)
         if twin is not None:
             # Rounding can build the very same network from two grid points; with the same seed it trains
