@@ -1,5 +1,5 @@
 """A user family's networks, named and measured from the module as built: the `network` identity (what lets a grid
-reuse a result) and the estimated α_eff/β_eff."""
+reuse a result), the estimated α_eff/β_eff, and how far `expand` lands from its FLOP target."""
 
 import csv
 import json
@@ -13,6 +13,7 @@ import pytest
 
 from scalesearch.budget import describe_candidate, effective_depth_width, estimated_depth_width
 from scalesearch.cost import measure_cost
+from scalesearch.expansion import FamilyMember, target_miss_note
 from scalesearch.families.structure import built_structure
 
 # Written by the test, not the repository's example. Channels round to multiples of 8 and convolutions per stage
@@ -136,3 +137,10 @@ def test_grid_reuses_a_twin_and_records_estimates(cli, tmp_path, tiny_npz):
         assert float(r["gamma_eff"]) == pytest.approx(int(r["resolution"]) / 32)
     best = json.loads((out / "best.json").read_text())
     assert best["alpha_eff"] is not None and best["beta_eff"] is not None
+
+
+def test_no_note_for_members_near_their_target():
+    row = FamilyMember("φ1", 1, 1.2, 1.1, 256, 1, 2, 2.0, 1.92, 0.04, None)
+    assert target_miss_note([row], match_budget=False, resolution_multiple=8) is None
+    far = FamilyMember("φ2", 2, 1.44, 1.21, 296, 1, 2, 4.6, 3.69, 0.25, None)
+    assert target_miss_note([row, far], match_budget=False, resolution_multiple=8).startswith("φ2 misses")
