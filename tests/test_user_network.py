@@ -42,6 +42,9 @@ def build(width_mult, depth_mult, num_classes):
     return nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
 '''
 
+VGG = "examples/user_model/vgg.py:build"
+
+
 def write(directory, text, name="net.py"):
     path = directory / name
     path.write_text(textwrap.dedent(text))
@@ -137,6 +140,32 @@ def test_grid_reuses_a_twin_and_records_estimates(cli, tmp_path, tiny_npz):
         assert float(r["gamma_eff"]) == pytest.approx(int(r["resolution"]) / 32)
     best = json.loads((out / "best.json").read_text())
     assert best["alpha_eff"] is not None and best["beta_eff"] is not None
+
+
+def expand_vgg(cli, *extra):
+    code, out, err = cli("expand", "--family", VGG, "--phi", "1..3", "--alpha", "1.2", "--beta", "1.1",
+                         "--gamma", "1.15", "--format", "json", *extra)
+    assert code == 0, err
+    return json.loads(out)["members"], err
+
+
+def test_expand_says_when_members_miss_their_target(cli):
+    members, err = expand_vgg(cli)
+    # The example rounds its total depth to the nearest conv (it used to round every stage up: +95% at φ = 1)
+    # and channels to 4. What drift is left is the network's own (an added 3x3 conv costs more than the average
+    # one in a stage that starts with a cheap channel-doubling conv) and 8-px resolution steps at a 32-px base.
+    assert max(abs(m["ratio_error"]) for m in members) < 0.3
+    missed = [m["name"] for m in members if abs(m["ratio_error"]) > 0.10]
+    assert missed
+    note = [line for line in err.splitlines() if "--match-budget" in line]
+    assert len(note) == 1 and all(name in note[0] for name in missed), err
+
+    # 8-px steps are too coarse to match at 32 px (one step is 56% more FLOPs): said, with what to change.
+    _, err = expand_vgg(cli, "--match-budget")
+    assert "even with --match-budget" in err and "--resolution-multiple" in err
+    matched, err = expand_vgg(cli, "--match-budget", "--resolution-multiple", "2")
+    assert max(abs(m["ratio_error"]) for m in matched) < 0.10
+    assert "FLOP target" not in err
 
 
 def test_no_note_for_members_near_their_target():
