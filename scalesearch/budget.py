@@ -16,6 +16,8 @@ from typing import Callable
 
 from .cost import measure_cost
 from .families import get_family
+from .families.structure import Structure, built_structure
+from .families.user import display_name
 
 
 def match_resolution(flops_at: Callable[[int], int], target: float, *, start: int, multiple: int = 1) -> int:
@@ -64,8 +66,11 @@ class MatchedCandidate:
     flops: int
     params: int
     flops_ratio: float  # measured flops / the base network's measured flops
-    alpha_eff: float | None  # what rounding made of α: built blocks / base blocks
-    beta_eff: float | None  # geometric mean over stages of built channels / base channels
+    # What rounding made of α and β. Built-in families: built blocks / base blocks, and the geometric mean over
+    # stages of built channels / base channels. Other (user) families: estimates from the built modules, see
+    # estimated_depth_width.
+    alpha_eff: float | None
+    beta_eff: float | None
     gamma_eff: float  # resolution / base resolution
     network: str | None  # the architecture and input size as built; equal strings train identically
 
@@ -86,6 +91,36 @@ def effective_depth_width(family: str, *, depth_mult: float, width_mult: float, 
         shape_of(width_mult=base_width, depth_mult=base_depth)
     logs = [math.log(b / a) for a, b in zip(base.widths, built.widths)]
     return built.blocks / base.blocks, math.exp(sum(logs) / len(logs))
+
+
+def estimated_depth_width(built: Structure, base: Structure) -> tuple[float | None, float | None]:
+    """(α_eff, β_eff) of a network whose builder does not say what it built (a user's): estimates.
+
+    The built-in definitions, with the stages found from the modules instead of declared: a stage is the
+    weight layers (parametrised conv and linear) that write feature maps of one size. α_eff is their number
+    against the base's, β_eff the geometric mean over stages of the ratio of their mean (geometric) output
+    widths. A flat classifier (no feature map) is left out of both while any stage has a map: its width is the
+    class count, fixed. On the built-in families these land within a few percent of the exact values
+    (tests/test_user_network.py checks it).
+
+    Rejected: β_eff as the cost that depth and resolution leave over, sqrt(flops_ratio / (α_eff·γ_eff²)) or
+    sqrt(params_ratio / α_eff). Both read added depth as width wherever an added layer costs more than the
+    average one: the example VGG at twice the depth and the same width gets β_eff 1.17 from FLOPs and 1.12 from
+    parameters (a conv net's parameters sit in its last stage), 1.00 from its stages.
+    """
+    built_stages, base_stages = dict(built.stages), dict(base.stages)
+    common = [size for size in base_stages if size in built_stages]
+    mapped = [size for size in common if size != ()]
+    common = mapped or common
+    if not common:
+        return None, None  # nothing at one feature-map size in both: no stage to compare
+    alpha_eff = sum(len(built_stages[s]) for s in common) / sum(len(base_stages[s]) for s in common)
+    logs = [_mean_log(built_stages[s]) - _mean_log(base_stages[s]) for s in common]
+    return alpha_eff, math.exp(sum(logs) / len(logs))
+
+
+def _mean_log(widths) -> float:
+    return sum(math.log(w) for w in widths) / len(widths)
 
 
 def build_matched(family: str, *, depth_mult: float, width_mult: float, target_ratio: float, base_flops: int,
@@ -109,15 +144,29 @@ def describe_candidate(family: str, *, depth_mult: float, width_mult: float, res
     """Measure a network at a given resolution and state its effective coefficients against the base."""
     cost = measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
                         num_classes=num_classes)
-    alpha_eff, beta_eff = effective_depth_width(family, depth_mult=depth_mult, width_mult=width_mult,
-                                                base_depth=base_depth, base_width=base_width)
+    flops_ratio, gamma_eff = cost.flops / base_flops, resolution / base_resolution
     shape_of = get_family(family).built_shape
-    network = None
     if shape_of is not None:
+        alpha_eff, beta_eff = effective_depth_width(family, depth_mult=depth_mult, width_mult=width_mult,
+                                                    base_depth=base_depth, base_width=base_width)
         shape = shape_of(width_mult=width_mult, depth_mult=depth_mult)
         network = f"{family} blocks {list(shape.repeats)} widths {list(shape.widths)} at {resolution}px"
-    return MatchedCandidate(depth_mult, width_mult, resolution, cost.flops, cost.params, cost.flops / base_flops,
-                            alpha_eff, beta_eff, resolution / base_resolution, network)
+    else:
+        # Both probed at the base's resolution, so that a stage has one feature-map size in both.
+        built, base = (built_structure(family, width_mult=w, depth_mult=d, num_classes=num_classes,
+                                       probe_resolution=base_resolution)
+                       for w, d in ((width_mult, depth_mult), (base_width, base_depth)))
+        alpha_eff, beta_eff = estimated_depth_width(built, base)
+        network = opaque_network_name(family, built, resolution=resolution)
+    return MatchedCandidate(depth_mult, width_mult, resolution, cost.flops, cost.params, flops_ratio,
+                            alpha_eff, beta_eff, gamma_eff, network)
+
+
+def opaque_network_name(family: str, built: Structure, *, resolution: int) -> str:
+    """`user vgg.py:build 11 weight layers sha256:3f2a9c1b7d4e at 40px`: readable, and equal only for one
+    module tree (its digest) at one input size."""
+    label = f"user {display_name(family)}" if get_family(family).is_user else family
+    return f"{label} {built.weight_layers} weight layers sha256:{built.digest} at {resolution}px"
 
 
 def match_multiplier(flops_at: Callable[[float], int], target: float, *, start: float,

@@ -163,6 +163,12 @@ def expand(
         alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
         base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
         match_budget=match_budget, on_member=tick))
+    if preset is None:  # a published table is what it is; --match-budget does not apply to it
+        from .expansion import target_miss_note
+
+        note = target_miss_note(rows, match_budget=match_budget, resolution_multiple=resolution_multiple)
+        if note:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
     if plot_files:
         api.plot_family(rows, plot_files, title=title)
         console.print(f"Wrote the family curve to {' and '.join(str(p) for p in plot_files)}.")

@@ -112,6 +112,31 @@ def expand_family(
                          resolution_multiple if match_budget else None)
 
 
+#: How far a member may land from its FLOP target (α·β²·γ²)^φ before `expand` says so.
+TARGET_MISS = 0.10
+
+
+def target_miss_note(rows: Iterable[FamilyMember], *, match_budget: bool, resolution_multiple: int,
+                     tolerance: float = TARGET_MISS) -> str | None:
+    """One line naming the members more than `tolerance` off their FLOP target, and what to do; None if none is.
+
+    A table whose members miss (α·β²·γ²)^φ by much is not the family the coefficients describe: rounding of
+    depth (whole layers), width (channel multiples) and resolution moved it. Said once, not per member.
+    """
+    missed = [r for r in rows if r.ratio_error is not None and abs(r.ratio_error) > tolerance]
+    if not missed:
+        return None
+    worst = max(missed, key=lambda r: abs(r.ratio_error))
+    who = f"{', '.join(r.name for r in missed)} {'miss' if len(missed) > 1 else 'misses'}"
+    what = (f"{who} the FLOP target (α·β²·γ²)^φ by more than {tolerance:.0%} (worst {worst.name}: "
+            f"{worst.ratio_error:+.0%})")
+    if not match_budget:
+        return (f"{what}, from rounding depth, width and resolution; --match-budget picks each member's "
+                "resolution to hit it")
+    return (f"{what} even with --match-budget: no multiple of {resolution_multiple} px comes closer; a smaller "
+            "--resolution-multiple gives finer steps")
+
+
 #: Published tables built by a compound rule: their target ratio is that rule's; the others have none.
 PRESET_COEFFICIENTS = {"efficientnet": Coefficients(PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA)}
 

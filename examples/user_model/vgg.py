@@ -3,8 +3,8 @@
     scalesearch grid --budget 2x --family examples/user_model/vgg.py:build
 
 The contract: build(width_mult, depth_mult, num_classes, **kwargs) -> nn.Module. This file decides
-itself how a multiplier becomes channels (a multiple of 8) and convolutions (rounded up);
-scalesearch measures the FLOPs of whatever comes back.
+itself how a multiplier becomes channels (a multiple of 4) and convolutions (the total, rounded, shared
+out between the stages); scalesearch measures the FLOPs of whatever comes back.
 """
 
 import math
@@ -21,16 +21,35 @@ STAGES = ((16, 1), (32, 1), (64, 2), (128, 2))
 
 
 def channels(c: int, width_mult: float) -> int:
-    return max(8, int(round(c * width_mult / 8)) * 8)
+    # Multiples of 4, not 8: at the proxy's half width the stages have 8-64 channels, where steps of 8 are
+    # coarse (16 channels x 1.19 stays 16; with steps of 4 it is 20).
+    return max(8, int(round(c * width_mult / 4)) * 4)
+
+
+def convs_per_stage(depth_mult: float) -> list[int]:
+    """The network's convolutions (6 at depth 1) scaled and rounded as a whole, then shared out in proportion
+    to STAGES (largest remainder first), at least one per stage.
+
+    Rounding each stage up instead (1 conv x 1.2 -> 2) would add a conv to every stage at any depth above 1:
+    depth 1.2 built 10 convs instead of 7, and `expand` missed its FLOP target by 95% at φ = 1.
+    """
+    base = [convs for _, convs in STAGES]
+    total = max(len(base), round(sum(base) * depth_mult))
+    shares = [convs * total / sum(base) for convs in base]
+    counts = [max(1, math.floor(share)) for share in shares]
+    by_remainder = sorted(range(len(base)), key=lambda i: (counts[i] - shares[i], i))
+    for i in by_remainder[:max(0, total - sum(counts))]:
+        counts[i] += 1
+    return counts
 
 
 def build(width_mult: float, depth_mult: float, num_classes: int, dropout: float = 0.1) -> nn.Module:
     if width_mult <= 0 or depth_mult <= 0:
         raise ValueError(f"multipliers must be positive, got width {width_mult}, depth {depth_mult}")
     layers, cin = [], 3
-    for c, convs in STAGES:
+    for (c, _), convs in zip(STAGES, convs_per_stage(depth_mult)):
         cout = channels(c, width_mult)
-        for _ in range(math.ceil(convs * depth_mult - 1e-9)):
+        for _ in range(convs):
             layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             cin = cout
         layers.append(nn.MaxPool2d(2, ceil_mode=True))  # ceil_mode: small inputs never shrink to 0 pixels

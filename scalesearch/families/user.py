@@ -53,6 +53,13 @@ def split_reference(ref: str) -> tuple[str, str, bool]:
     return target, function, is_file
 
 
+def display_name(ref: str) -> str:
+    """`vgg.py:build` for `examples/user_model/vgg.py:build`: short, for network names (the source hash, not the
+    directory, is what identifies the code); a module reference stays as it is."""
+    target, function, is_file = split_reference(ref)
+    return f"{Path(target).name}:{function}" if is_file else ref
+
+
 def load_user_family(ref: str) -> FamilySpec:
     """The family behind `ref`, loaded once per content of its source (a changed file is loaded again)."""
     target, function, is_file = split_reference(ref)
