@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .cost import FLOP_CONVENTION
-from .racing import MIN_TEST_SEEDS, compare_common
+from .racing import MIN_TEST_SEEDS, compare_common, test_statistic
 
 #: compare.csv columns: the contract's arm fields, flattened.
 CSV_COLUMNS = ("name", "depth_mult", "width_mult", "resolution", "flops", "flops_ratio", "target_ratio",
@@ -33,7 +33,7 @@ def baseline_verdict(compound, baseline, *, alpha: float) -> dict:
     if test.p is None:
         why = "one seed, no test" if n < 2 else "identical on every seed"
         return {"text": f"{lead}: no verdict ({why})", "better": None, "test": test.to_dict()}
-    numbers = f"t = {test.t:.2f}, df = {test.df}, two-sided p = {test.p:.3g}"
+    numbers = f"{test_statistic(test)}, df = {test.df}, two-sided p = {test.p:.3g}"
     if n < MIN_TEST_SEEDS:
         return {"text": f"{lead}: no verdict ({numbers}; a verdict needs {MIN_TEST_SEEDS}+ seeds)",
                 "better": None, "test": test.to_dict()}

@@ -39,13 +39,21 @@ class PairedTest:
     mean_difference: float  # mean of a - b
     wins: int  # seeds where a > b
     df: int  # degrees of freedom, len(seeds) - 1
-    t: float | None
+    t: float | None  # None also for the sign test (every difference equal: no t statistic)
     p: float | None  # None when there is no test (fewer than 2 seeds, or every difference is zero)
     test: str = "one-sided paired t-test (scipy.stats.ttest_rel)"
 
     def to_dict(self) -> dict:
         return {"test": self.test, "seeds": list(self.seeds), "mean_difference": self.mean_difference,
                 "wins": self.wins, "df": self.df, "t": self.t, "p_value": self.p}
+
+
+def test_statistic(test: PairedTest) -> str:
+    """`t = 1.23`, or what replaced the t-test when every paired difference was equal."""
+    return f"t = {test.t:.2f}" if test.t is not None else f"sign test: {test.wins} of {len(test.seeds)} seeds"
+
+
+_EQUAL_DIFFERENCES = 1e-9  # paired differences closer than this are equal (float rounding of k/N accuracies)
 
 
 def paired_test(a: Accuracies, b: Accuracies, *, alternative: str = "greater") -> PairedTest:
@@ -70,6 +78,16 @@ def paired_test(a: Accuracies, b: Accuracies, *, alternative: str = "greater") -
     t, p = float(result.statistic), float(result.pvalue)
     if math.isnan(p):  # every difference zero: no evidence either way
         return PairedTest(seeds, mean, wins, len(seeds) - 1, None, None, name)
+    if max(diffs) - min(diffs) <= _EQUAL_DIFFERENCES:
+        # Every seed moved by the same amount (accuracies are multiples of 1/N: one image more on every seed).
+        # The t statistic of a zero spread is undefined; float rounding made it ~1e16 and p ~1e-16, a "verdict"
+        # from noise. What such data support is the exact sign test: n wins of n, p = 0.5^n one-sided.
+        if abs(mean) <= _EQUAL_DIFFERENCES:
+            return PairedTest(seeds, 0.0, 0, len(seeds) - 1, None, None, name)
+        p = float(stats.binomtest(wins, len(seeds), 0.5, alternative=alternative).pvalue)
+        return PairedTest(seeds, mean, wins, len(seeds) - 1, None, p,
+                          "sign test (scipy.stats.binomtest): every paired difference is equal, so the t-test "
+                          "is undefined")
     return PairedTest(seeds, mean, wins, len(seeds) - 1, t, p, name)
 
 
@@ -167,7 +185,7 @@ def verdict(results: Mapping[Hashable, Accuracies], *, alpha: float = 0.05) -> V
     if test.p is None:
         why = "one seed, no test" if n < 2 else "identical on every seed"
         return Verdict(winner, runner, test, alpha, False, f"{lead}: not separated ({why})")
-    stats_text = f"t = {test.t:.2f}, df = {test.df}, one-sided p = {test.p:.3g}"
+    stats_text = f"{test_statistic(test)}, df = {test.df}, one-sided p = {test.p:.3g}"
     separated = n >= MIN_TEST_SEEDS and test.p < alpha
     if separated:
         return Verdict(winner, runner, test, alpha, True, f"{lead}: separated at alpha = {alpha:g} ({stats_text})")

@@ -22,6 +22,20 @@ def test_paired_test_refuses_mismatched_seeds_instead_of_truncating():
         paired_test({0: 0.5, 1: 0.6}, {0: 0.4, 2: 0.5})  # same count, other seeds
 
 
+def test_the_same_difference_on_every_seed_is_a_sign_test_not_a_float_noise_t_test():
+    # Accuracies are k/N: one more image right on every seed gives equal differences up to float rounding,
+    # where ttest_rel returned t ~ -8.5e15, p ~ 1e-16 (seen in `compare` on 24 validation images).
+    n_val = 24
+    a = {0: 3 / n_val, 1: 5 / n_val, 2: 4 / n_val, 3: 7 / n_val}
+    b = {s: v + 2 / n_val for s, v in a.items()}  # b is 2 images better on every seed
+    test = paired_test(b, a)  # one-sided: is b better?
+    assert test.p == pytest.approx(0.5 ** 4) and test.t is None and "sign test" in test.test
+    two = paired_test(a, b, alternative="two-sided")
+    assert two.p == pytest.approx(2 * 0.5 ** 4) and two.wins == 0
+    v = verdict({"a": a, "b": b})
+    assert v.winner == "b" and not v.separated and "sign test: 4 of 4 seeds" in v.text  # p = 0.0625: not claimed
+
+
 def test_one_seed_never_claims_a_winner():
     v = verdict({"a": {0: 0.60}, "b": {0: 0.59}})
     assert v.winner == "a" and not v.separated and "one seed" in v.text and v.test.p is None
