@@ -456,6 +456,7 @@ class _Jobs:
                 raise UserError("--devices spreads the workers over GPUs: give --jobs-per-device instead of --jobs")
             if device == "cpu":
                 raise UserError("--devices names CUDA devices; drop it, or use --device cuda/auto")
+        auto = jobs == "auto" and devices is None
         if jobs == "auto":
             jobs = 1 if devices is not None else auto_jobs(on_cuda=_uses_cuda(device), threads=threads)
         plan = device_plan(jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
@@ -468,13 +469,24 @@ class _Jobs:
                 raise UserError(f"--devices {','.join(map(str, devices))}: no CUDA device is available here")
         self.plan = [] if is_peer() else plan[1:]
         self.count = len(self.plan)
+        self.auto = auto
         self.peers = None
         self.say = say
 
     def on_open(self, out_dir: Path) -> list[int]:
         """Start the peers; their pids (the run counts them as live workers from now on)."""
+        from .engine.local_workers import LocalWorkers
         from .engine.peers import Peers
 
+        if self.auto and self.count > 0:
+            # `--jobs auto` fills the machine: workers of this out directory started by hand (the same command
+            # run again in another terminal) already take their cores.
+            others = LocalWorkers(out_dir).live()  # not entered: counts the others, not this process
+            if others:
+                keep = max(0, self.count - others)
+                self.say(f"--jobs auto: {others} other worker(s) of this run already on this machine; starting "
+                         f"{keep} more")
+                self.plan, self.count = self.plan[:keep], keep
         if self.count == 0:
             return []
         self.peers = Peers(argv=_invoked_args, count=self.count, out_dir=out_dir, visible_devices=self.plan)

@@ -177,3 +177,23 @@ def test_devices_without_cuda_is_refused_before_any_work(cli, tmp_path, tiny_npz
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the command sets it in this process: undone after the test
     code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", tmp_path / "o", "--devices", "0,1")
     assert code == 2 and "no CUDA device is available" in err and "Traceback" not in err
+
+
+def test_jobs_auto_starts_no_peer_for_cores_that_workers_started_by_hand_already_use(tmp_path, monkeypatch):
+    # The same command started again in a second terminal must not add another full set of workers.
+    import scalesearch.engine.local_workers as local_workers
+    from scalesearch.cli import _Jobs
+
+    monkeypatch.setattr(local_workers, "cpu_cores", lambda: 2)
+    said: list[str] = []
+    jobs = _Jobs("auto", said.append, device="cpu")
+    assert jobs.count == 1  # alone, auto would start one peer for the second core
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with LocalWorkers(tmp_path):
+            assert jobs.on_open(tmp_path) == [] and jobs.peers is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "1 other worker(s) of this run already on this machine; starting 0 more" in said[0]
