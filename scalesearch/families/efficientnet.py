@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .init import init_conv_bn
 from .registry import BuiltShape, FamilySpec, OfficialMember, register
 from .rounding import round_channels, round_repeats  # noqa: F401  (re-exported)
 
@@ -107,6 +108,12 @@ class MBConv(nn.Module):
         return out
 
 
+def _init_linear(m: nn.Linear) -> None:
+    bound = 1.0 / math.sqrt(m.out_features)
+    nn.init.uniform_(m.weight, -bound, bound)
+    nn.init.zeros_(m.bias)
+
+
 class EfficientNet(nn.Module):
     def __init__(
         self,
@@ -144,21 +151,7 @@ class EfficientNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(head, num_classes))
         self.num_blocks = total_blocks
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self, linear=_init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .init import init_conv_bn
 from .registry import BuiltShape, FamilySpec, OfficialMember, ProxyDims, register
 from .rounding import round_channels, round_repeats
 
@@ -68,6 +69,11 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_residual else out
 
 
+def _init_linear(m: nn.Linear) -> None:
+    nn.init.normal_(m.weight, 0, 0.01)
+    nn.init.zeros_(m.bias)
+
+
 class MobileNetV2(nn.Module):
     def __init__(self, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000,
                  dropout: float = 0.2):
@@ -84,18 +90,7 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head, num_classes))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self, linear=_init_linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x)).flatten(1))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .init import init_conv_bn
 from .registry import BuiltShape, FamilySpec, OfficialMember, ProxyDims, register
 from .rounding import round_channels, round_repeats
 
@@ -96,15 +97,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         # torchvision's ResNet has no dropout; it is offered (default 0, no parameters) for short proxy runs.
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, num_classes))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)  # the classifier keeps PyTorch's default, as in torchvision
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.stages(self.stem(x))).flatten(1))

@@ -1,0 +1,23 @@
+"""Weight initialisation shared by the built-in families: torchvision's recipe for conv and BatchNorm layers."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+
+def init_conv_bn(model: nn.Module, *, linear: Callable[[nn.Linear], None] | None = None) -> None:
+    """Kaiming-normal (fan out) convolutions with zero biases, BatchNorm at identity; `linear` initialises each
+    linear layer (None: PyTorch's default, as torchvision's ResNet leaves it). Modules in registration order,
+    so a seeded build draws the same numbers as before."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")  # gain √2: ReLU's, and leaky ReLU's with slope 0
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear is not None:
+            linear(m)
