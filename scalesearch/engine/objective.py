@@ -41,6 +41,12 @@ def _family_source(family: str) -> dict:
     return {"family_source": f"sha256:{digest}"} if digest else {}
 
 
+def _trains_network(t, network: str, seed_index: int) -> bool:
+    """Whether trial `t` trains (not reuses) `network` with seed `seed_index`."""
+    return (t.user_attrs.get("network") == network and int(t.user_attrs.get("seed", 0)) == seed_index
+            and "same_network_as" not in t.user_attrs)
+
+
 class CandidateFailed(Exception):
     """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
 
@@ -116,11 +122,8 @@ class Experiment:
         """A completed trial of this study that trained the same network with the same seed, if any."""
         if network is None:
             return None
-        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if t.user_attrs.get("network") == network and int(t.user_attrs.get("seed", 0)) == seed_index \
-                    and "same_network_as" not in t.user_attrs:
-                return t
-        return None
+        return next((t for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                     if _trains_network(t, network, seed_index)), None)
 
     @staticmethod
     def _wait_for_running_twin(trial: optuna.Trial, network: str | None, seed_index: int,
@@ -130,18 +133,16 @@ class Experiment:
         previous row's network still trains). A dead worker's trial is failed by the heartbeat check run here,
         which ends the wait; this worker then trains the network itself."""
         import time
-        import warnings
+
+        from .run import _fail_stale_trials  # the loop's own check of dead workers (run imports this module)
 
         if network is None:
             return
 
         def running_twin() -> bool:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(trial.study)
+            _fail_stale_trials(trial.study)
             # Only an earlier trial: two twins started at once must not wait for each other.
-            return any(t.number < trial.number and t.user_attrs.get("network") == network
-                       and int(t.user_attrs.get("seed", 0)) == seed_index and "same_network_as" not in t.user_attrs
+            return any(t.number < trial.number and _trains_network(t, network, seed_index)
                        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
 
         announced = False
