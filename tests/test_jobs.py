@@ -1,6 +1,7 @@
 """`--jobs N` and workers sharing one machine: thread shares, peers, Ctrl-C, exactly once."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,13 +137,17 @@ def test_jobs_two_gives_every_candidate_the_accuracy_one_worker_gives_it(tmp_pat
         cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny_npz), "--out",
                str(out), "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1", "--jobs", jobs]
         env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
-        assert done.returncode == 0, done.stderr[-2000:]
+        done_run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
+        assert done_run.returncode == 0, done_run.stderr[-2000:]
         study = optuna.load_study(study_name="scalesearch-grid-2x", storage=f"sqlite:///{out / 'study.db'}")
         done = [t for t in study.trials if queue.trial_outcome(t) == "complete"]
         trained = Counter((t.user_attrs["network"], t.user_attrs["seed"]) for t in done
                           if "same_network_as" not in t.user_attrs)
         assert set(trained.values()) == {1}, f"a network was trained twice with one seed: {trained}"
+        # One console for the run: every settled trial has its line, whichever worker settled it.
+        shown = {int(n) for n in re.findall(r"^trial +(\d+) ", done_run.stdout + done_run.stderr, re.M)}
+        settled = {t.number for t in study.trials if queue.trial_outcome(t) in queue.FINAL}
+        assert settled <= shown, f"trials settled but never shown: {sorted(settled - shown)}"
         return {queue.key_of(t): t.value for t in done}
 
     one, two = accuracies("1"), accuracies("2")

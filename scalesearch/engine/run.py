@@ -441,20 +441,36 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
             local.expect(started)
     outputs = outputs_cls(cfg, exp)
 
+    # Trials settled before this worker started are not announced again; other workers' are, as they land.
+    shown = {t.number for t in study.get_trials(deepcopy=False) if queue.trial_outcome(t) in queue.FINAL}
+
+    def announce(t: optuna.trial.FrozenTrial) -> None:
+        shown.add(t.number)
+        if on_trial is not None:
+            on_trial({"trial": t.number, "state": queue.trial_outcome(t), "value": t.value, **t.user_attrs})
+
+    def announce_others(trials) -> None:
+        """One console for the run: the first process also shows what its peers (or other machines) settled."""
+        for t in sorted(trials, key=lambda t: t.number):
+            if t.number not in shown and not t.user_attrs.get("stray") and queue.trial_outcome(t) in queue.FINAL:
+                announce(t)
+
     def after_trial(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         records, _ = outputs.write(study, complete=False)
         if frozen.user_attrs.get("stray"):
             return
+        trials = study.get_trials(deepcopy=False)
         if on_progress is not None:
-            on_progress(*worker.progress(study.get_trials(deepcopy=False)))
-        if on_trial is not None:
-            on_trial({"trial": frozen.number, "state": queue.trial_outcome(frozen), "value": frozen.value,
-                      **frozen.user_attrs})
+            on_progress(*worker.progress(trials))
+        announce_others([t for t in trials if t.number < frozen.number])
+        announce(frozen)
+        announce_others(trials)
 
     complete = False
     try:
         worker.work(after_trial, log_line)
         trials = study.get_trials(deepcopy=False)
+        announce_others(trials)
         statuses = queue.item_statuses(trials)
         wanted = [queue.item_key(p, s) for p, s in worker.wanted(trials)]
         complete = worker.first_pass_done(trials) and queue.settled_count(statuses, wanted) == len(wanted)
