@@ -41,9 +41,11 @@ class ProxyPreset:
 #: width-0.25 network in the ~100-200 steps a CPU budget allows; AdamW learns in them. Batch 64: on
 #: the default data batch 32 learned most per image but AdamW's per-step overhead made it slow, batch
 #: 128 left too few steps (benchmarks/RESULTS.md, "CPU proxy recipe"). Three seeds at most while
-#: racing: a fourth did not fit the 10-minute grid.
+#: racing: a fourth did not fit the 10-minute grid. 42 px, not 40: at 40 px four points of the default
+#: 2x grid (alpha 1.35-1.4, beta 1.0-1.05) had no resolution within 2x ±10% (the last stages step from
+#: 4x4 to 3x3 between 49 and 48 px), 32/36 = 89% trained; at 42 px 33/36 = 92% (benchmarks/RESULTS.md).
 CPU_PROXY = ProxyPreset(
-    name="cpu", width_mult=0.25, depth_mult=0.5, resolution=40, image_size=64,
+    name="cpu", width_mult=0.25, depth_mult=0.5, resolution=42, image_size=64,
     synthetic_sizes=(3000, 1000, 1000),
     train=TrainConfig(epochs=4, batch_size=64, lr=0.011, optimizer="adamw", weight_decay=0.05),
     seed_cap=3,

@@ -30,16 +30,17 @@ def _gray(imgs):
 
 
 def test_synthetic_fine_grating_fades_at_low_resolution():
-    """The resolution cue: fine-grating energy survives at 64 px and mostly goes at the 40 px proxy size."""
+    """The resolution cue: fine-grating energy survives at 64 px and mostly goes at the 42 px proxy size."""
     x, _ = make_synthetic(256, 64, seed=0)
 
     def fine_energy(imgs):
         f = _gray(imgs)
-        # Second differences respond to the 3-6 px grating, hardly to the 10-20 px coarse pattern.
-        return ((f[:, 2:, :] - 2 * f[:, 1:-1, :] + f[:, :-2, :]).abs().mean()
-                + (f[:, :, 2:] - 2 * f[:, :, 1:-1] + f[:, :, :-2]).abs().mean()).item()
+        # Second differences respond to the 3-6 px grating, hardly to the 10-20 px coarse bands
+        # (whose few edges the median ignores).
+        return ((f[:, 2:, :] - 2 * f[:, 1:-1, :] + f[:, :-2, :]).abs().median()
+                + (f[:, :, 2:] - 2 * f[:, :, 1:-1] + f[:, :, :-2]).abs().median()).item()
 
-    low = resize_on_device(resize_on_device(x, 40, torch.device("cpu")), 64, torch.device("cpu"))
+    low = resize_on_device(resize_on_device(x, 42, torch.device("cpu")), 64, torch.device("cpu"))
     assert fine_energy(low) < 0.6 * fine_energy(x)
 
 
@@ -50,9 +51,10 @@ def test_synthetic_labels_are_carried_by_both_cues():
     x, y = make_synthetic(600, 64, seed=1)
     f = _gray(x)
     names = [SYNTHETIC_CLASSES[i] for i in y.tolist()]
-    # Fine orientation: a horizontal grating varies along y, so its vertical second differences dominate.
-    d_y = (f[:, 2:, :] - 2 * f[:, 1:-1, :] + f[:, :-2, :]).abs().mean((1, 2))
-    d_x = (f[:, :, 2:] - 2 * f[:, :, 1:-1] + f[:, :, :-2]).abs().mean((1, 2))
+    # Fine orientation: a horizontal grating varies along y, so its vertical second differences dominate
+    # (medians, not means: the coarse bands' edges are few but sharp).
+    d_y = (f[:, 2:, :] - 2 * f[:, 1:-1, :] + f[:, :-2, :]).abs().flatten(1).median(1).values
+    d_x = (f[:, :, 2:] - 2 * f[:, :, 1:-1] + f[:, :, :-2]).abs().flatten(1).median(1).values
     fine_h = torch.tensor([n.startswith("fine-h") for n in names])
     assert ((d_y > d_x) == fine_h).float().mean() > 0.9
     # Coarse pattern: after blurring away the grating, row means vary for horizontal waves, column means
