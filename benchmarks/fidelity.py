@@ -2,7 +2,11 @@
 
     python benchmarks/fidelity.py                       # both checks on the default data, CPU preset
     python benchmarks/fidelity.py --only agreement      # (a) only
-    python benchmarks/fidelity.py --long-factor 4 --top 6 --long-seeds 2
+    python benchmarks/fidelity.py --long-factor 4 --top 6 --long-seeds 2 --jobs 2
+
+The grids run in this process, one worker each. To measure them as users run them, run the two
+`scalesearch grid --budget 2x [--seed 1]` commands first with `--out OUT/seed0` and `--out OUT/seed1`:
+this script then resumes the finished studies (nothing is trained again) and reads them back.
 
 (a) Two independent default grids (`--seed 0` and `--seed 1`: other generated data, split and
     initialisation). Spearman rank correlation of their accuracies over the distinct networks both
@@ -73,27 +77,47 @@ def agreement(out_root: Path, epochs: int | None) -> dict:
     }
 
 
-def long_ranking(records, *, top: int, factor: int, seeds: int) -> dict:
+_WORKER_EXPERIMENT = None
+
+
+def _long_training(task: tuple) -> float | None:
+    """One long training in a worker process (one thread, as every grid training): validation accuracy."""
+    import torch
+
     from scalesearch.train import build_and_train
 
+    global _WORKER_EXPERIMENT
+    alpha, beta, gamma, seed, factor = task
+    torch.set_num_threads(1)
+    if _WORKER_EXPERIMENT is None:
+        _WORKER_EXPERIMENT = Experiment.prepare(SearchConfig(mode="grid").validated())
+    exp = _WORKER_EXPERIMENT
+    m = exp.candidate(Coefficients(alpha, beta, gamma))
+    res = build_and_train("efficientnet", width_mult=m.width_mult, depth_mult=m.depth_mult,
+                          splits=exp.splits(m.resolution), num_classes=exp.data.num_classes,
+                          config=exp.proxy.with_overrides(epochs=exp.proxy.train.epochs * factor).train, seed=seed)
+    return res.accuracy
+
+
+def long_ranking(records, *, top: int, factor: int, seeds: int, jobs: int) -> dict:
+    """The top candidates retrained `factor` times longer on `seeds` fresh seeds, `jobs` trainings at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+
     candidates = networks(records)[:top]
-    cfg = SearchConfig(mode="grid").validated()
-    exp = Experiment.prepare(cfg)
-    long_cfg = exp.proxy.with_overrides(epochs=exp.proxy.train.epochs * factor).train
+    tasks = [(r.alpha, r.beta, r.gamma, 10_000 + s, factor) for r in candidates for s in range(seeds)]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        accs = list(pool.map(_long_training, tasks))
+    exp = Experiment.prepare(SearchConfig(mode="grid").validated())
     rows = []
-    for r in candidates:
-        m = exp.candidate(Coefficients(r.alpha, r.beta, r.gamma))
-        accs = []
-        for s in range(seeds):
-            res = build_and_train(cfg.family, width_mult=m.width_mult, depth_mult=m.depth_mult,
-                                  splits=exp.splits(m.resolution), num_classes=exp.data.num_classes,
-                                  config=long_cfg, seed=10_000 + s)
-            accs.append(res.accuracy)
-        rows.append({"alpha": r.alpha, "beta": r.beta, "resolution": m.resolution, "proxy_accuracy": r.accuracy,
-                     "long_accuracy": statistics.fmean(accs), "long_seed_accuracies": accs})
+    for i, r in enumerate(candidates):
+        mine = accs[i * seeds:(i + 1) * seeds]
+        rows.append({"alpha": r.alpha, "beta": r.beta, "resolution": r.resolution, "proxy_accuracy": r.accuracy,
+                     "proxy_seeds": r.seeds, "long_accuracy": statistics.fmean(mine), "long_seed_accuracies": mine})
     rho = stats.spearmanr([x["proxy_accuracy"] for x in rows], [x["long_accuracy"] for x in rows])
-    return {"candidates": rows, "epochs": long_cfg.epochs, "seeds": seeds, "spearman": float(rho.statistic),
-            "spearman_p": float(rho.pvalue)}
+    return {"candidates": rows, "epochs": exp.proxy.train.epochs * factor, "seeds": seeds,
+            "spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
+            "seconds": time.perf_counter() - start}
 
 
 def main() -> None:
@@ -104,6 +128,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=6)
     ap.add_argument("--long-factor", type=int, default=4)
     ap.add_argument("--long-seeds", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="long trainings at a time, one thread each")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     report: dict = {}
@@ -112,7 +137,8 @@ def main() -> None:
     if args.only != "long":
         report["agreement"] = a
     if args.only != "agreement":
-        report["long"] = long_ranking(records, top=args.top, factor=args.long_factor, seeds=args.long_seeds)
+        report["long"] = long_ranking(records, top=args.top, factor=args.long_factor, seeds=args.long_seeds,
+                                      jobs=args.jobs)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.json:
