@@ -30,7 +30,7 @@ from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
 from .local_workers import LocalWorkers, cpu_cores, trial_threads
-from .storage import HEARTBEAT_SECONDS, ORPHAN_SECONDS, open_storage, redact_url, run_dir_lock
+from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, ORPHAN_SECONDS, open_storage, redact_url, run_dir_lock
 
 log = logging.getLogger("scalesearch.engine")
 
@@ -301,7 +301,8 @@ class Worker:
                 # Trials of other workers, or of a killed process whose heartbeat will go stale; then
                 # they are failed, re-queued above, and picked up here.
                 if time.monotonic() - waited_note > 60:
-                    log_line(f"waiting for {len(running)} running trial(s) of other or killed workers")
+                    log_line(f"waiting for {len(running)} trial(s) still training in other workers (a killed "
+                             f"worker's trial is re-queued after {GRACE_SECONDS} s without a heartbeat)")
                     waited_note = time.monotonic()
                 interrupts.sleep(HEARTBEAT_SECONDS)
                 continue
