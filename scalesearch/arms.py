@@ -72,12 +72,22 @@ def build_arms(family: str, proxy, compound: Coefficients, *, phi: float, budget
         return trimmed, (f"resolution {proxy.resolution} -> {trimmed.resolution}px: at the proxy's resolution this "
                          f"multiplier measures {pure.flops_ratio:.3f}x, outside the tolerance")
 
+    def resolution_only() -> tuple[MatchedCandidate, str]:
+        net = describe_candidate(family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
+                                 resolution=resolution, **base)
+        if lo <= net.flops_ratio <= hi:
+            return net, ""
+        # FLOPs move in steps with resolution (stride-2 layers floor odd sizes): say where the step is.
+        other = resolution + 1 if net.flops_ratio < target else max(1, resolution - 1)
+        other_ratio = flops(depth_mult=proxy.depth_mult, width_mult=proxy.width_mult, resolution=other) / base_flops
+        return net, (f"no resolution lands within the tolerance: {resolution}px measures {net.flops_ratio:.3f}x, "
+                     f"{other}px {other_ratio:.3f}x")
+
     nets = [
         (compound_net, ""),
         single(depth, proxy.width_mult),
         single(proxy.depth_mult, width),
-        (describe_candidate(family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
-                            resolution=resolution, **base), ""),
+        resolution_only(),
     ]
     return [Arm(name, net, target, lo <= net.flops_ratio <= hi, note)
             for name, (net, note) in zip(ARM_NAMES, nets)]

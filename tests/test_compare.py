@@ -173,19 +173,27 @@ def test_compare_without_a_run_uses_the_papers_direction_on_the_budget(cli, in_t
         assert "no verdict" in arm["verdict"]["text"] or "no significant" in arm["verdict"]["text"]
 
 
-def test_default_arms_all_land_inside_the_tolerance():
-    """The CPU proxy at 2x: pure depth scaling jumps past 2.2x, so its resolution is trimmed, and says so."""
+def test_default_arms_land_inside_the_tolerance_or_say_why_not():
+    """The CPU proxy at 2x: pure depth scaling jumps past 2.2x, so its resolution is trimmed, and says so; pure
+    resolution scaling has no size inside the tolerance, and says that."""
     proxy = CPU_PROXY
     base = measure_cost("efficientnet", width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                         resolution=proxy.resolution, num_classes=6).flops
     arms = {a.name: a for a in build_arms("efficientnet", proxy, Coefficients(1.0, 1.15, 2 ** 0.5 / 1.15), phi=1,
                                           budget=2.0, tolerance=0.1, base_flops=base, num_classes=6)}
-    assert all(a.within_tolerance for a in arms.values())
+    assert all(arms[name].within_tolerance for name in ("compound", "depth only", "width only"))
+    # Resolution alone cannot land at 2x from 42 px: the last stages' feature maps step between 64 and 65 px.
+    res = arms["resolution only"]
+    assert not res.within_tolerance and res.built.resolution == 64
+    r64, r65 = (measure_cost("efficientnet", width_mult=proxy.width_mult, depth_mult=proxy.depth_mult, resolution=r,
+                             num_classes=6).flops / base for r in (64, 65))
+    assert r64 < 1.8 and r65 > 2.2
+    assert res.note == f"no resolution lands within the tolerance: 64px measures {r64:.3f}x, 65px {r65:.3f}x"
     depth = arms["depth only"]
     pure = measure_cost("efficientnet", width_mult=proxy.width_mult, depth_mult=depth.built.depth_mult,
                         resolution=proxy.resolution, num_classes=6).flops / base
     assert not 1.8 <= pure <= 2.2  # the reason for the trim, measured here
-    assert depth.built.resolution < proxy.resolution and "resolution 40 ->" in depth.note
+    assert depth.built.resolution < proxy.resolution and f"resolution {proxy.resolution} ->" in depth.note
     assert arms["width only"].note == "" and arms["width only"].built.resolution == proxy.resolution
 
 

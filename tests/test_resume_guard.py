@@ -13,7 +13,9 @@ from scalesearch.errors import UserError
 from scalesearch.engine.run import make_pruner
 from scalesearch.engine.storage import redact_url
 
-ONE_POINT = ["--budget", "2x", "--step", "0.5", "--epochs", "1", "--seeds", "1"]  # the grid is the single (1, 1)
+# The grid is the single (1, 1). Resolution alone lands at 1.705x from the 42 px CPU proxy (the next size, 65 px,
+# measures 2.44x), hence the wider tolerance.
+ONE_POINT = ["--budget", "2x", "--step", "0.5", "--tolerance", "0.25", "--epochs", "1", "--seeds", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def finished_run(tiny, tmp_path_factory):
 @pytest.mark.parametrize("change, named", [
     (["--epochs", "2"], "epochs"),
     (["--step", "0.4"], "step"),
-    (["--tolerance", "0.2"], "tolerance"),
+    (["--tolerance", "0.3"], "tolerance"),
     (["--seeds", "2"], "seeds"),
     (["--seeds", "auto"], "seeds"),
     (["--seed", "1"], "seed"),
