@@ -80,8 +80,8 @@ def agreement(out_root: Path, epochs: int | None) -> dict:
 _WORKER_EXPERIMENT = None
 
 
-def _long_training(task: tuple) -> float | None:
-    """One long training in a worker process (one thread, as every grid training): validation accuracy."""
+def _long_training(task: tuple) -> tuple[float | None, int]:
+    """One long training in a worker process (one thread, as every grid training): validation accuracy, epochs."""
     import torch
 
     from scalesearch.train import build_and_train
@@ -93,10 +93,11 @@ def _long_training(task: tuple) -> float | None:
         _WORKER_EXPERIMENT = Experiment.prepare(SearchConfig(mode="grid").validated())
     exp = _WORKER_EXPERIMENT
     m = exp.candidate(Coefficients(alpha, beta, gamma))
-    res = build_and_train("efficientnet", width_mult=m.width_mult, depth_mult=m.depth_mult,
-                          splits=exp.splits(m.resolution), num_classes=exp.data.num_classes,
-                          config=exp.proxy.with_overrides(epochs=exp.proxy.train.epochs * factor).train, seed=seed)
-    return res.accuracy
+    long_cfg = exp.proxy.with_overrides(epochs=exp.proxy.train.epochs * factor).train
+    res = build_and_train(exp.config.family, width_mult=m.width_mult, depth_mult=m.depth_mult,
+                          splits=exp.splits(m.resolution), num_classes=exp.data.num_classes, config=long_cfg,
+                          seed=seed)
+    return res.accuracy, long_cfg.epochs
 
 
 def long_ranking(records, *, top: int, factor: int, seeds: int, jobs: int) -> dict:
@@ -107,15 +108,15 @@ def long_ranking(records, *, top: int, factor: int, seeds: int, jobs: int) -> di
     tasks = [(r.alpha, r.beta, r.gamma, 10_000 + s, factor) for r in candidates for s in range(seeds)]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        accs = list(pool.map(_long_training, tasks))
-    exp = Experiment.prepare(SearchConfig(mode="grid").validated())
+        results = list(pool.map(_long_training, tasks))
+    accs = [acc for acc, _ in results]
     rows = []
     for i, r in enumerate(candidates):
         mine = accs[i * seeds:(i + 1) * seeds]
         rows.append({"alpha": r.alpha, "beta": r.beta, "resolution": r.resolution, "proxy_accuracy": r.accuracy,
                      "proxy_seeds": r.seeds, "long_accuracy": statistics.fmean(mine), "long_seed_accuracies": mine})
     rho = stats.spearmanr([x["proxy_accuracy"] for x in rows], [x["long_accuracy"] for x in rows])
-    return {"candidates": rows, "epochs": exp.proxy.train.epochs * factor, "seeds": seeds,
+    return {"candidates": rows, "epochs": results[0][1] if results else None, "seeds": seeds,
             "spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
             "seconds": time.perf_counter() - start}
 
