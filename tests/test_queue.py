@@ -347,7 +347,8 @@ def test_a_worker_killed_before_its_first_heartbeat_does_not_hang_the_study(tmp_
     so the surviving workers waited for it without end."""
     import datetime
 
-    from scalesearch.engine.run import _fail_stale_trials, _mark_alive
+    from scalesearch.engine.queue import fail_stale_trials
+    from scalesearch.engine.run import _mark_alive
     from scalesearch.engine.storage import ORPHAN_SECONDS
 
     s = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")
@@ -359,8 +360,8 @@ def test_a_worker_killed_before_its_first_heartbeat_does_not_hang_the_study(tmp_
     soon = started + datetime.timedelta(seconds=ORPHAN_SECONDS / 2)
     later = started + datetime.timedelta(seconds=ORPHAN_SECONDS + 1)
 
-    assert _fail_stale_trials(s, now=soon) == []  # not yet: it may still be waiting on the lock
-    assert _fail_stale_trials(s, now=later) == [dead.number]  # the live one (marked) is left to its heartbeat
+    assert fail_stale_trials(s, now=soon) == []  # not yet: it may still be waiting on the lock
+    assert fail_stale_trials(s, now=later) == [dead.number]  # the live one (marked) is left to its heartbeat
     by_number = {t.number: t for t in s.get_trials()}
     assert by_number[dead.number].state == TrialState.FAIL and by_number[live.number].state == TrialState.RUNNING
     assert queue.trial_outcome(by_number[dead.number]) == "lost"

@@ -11,6 +11,7 @@ from ..budget import MatchedCandidate, build_matched
 from ..config import SearchConfig
 from ..scaling import Coefficients
 from .interrupts import interruptible, shielded
+from .queue import fail_stale_trials
 
 log = logging.getLogger("scalesearch.engine")
 
@@ -134,13 +135,11 @@ class Experiment:
         which ends the wait; this worker then trains the network itself."""
         import time
 
-        from .run import _fail_stale_trials  # the loop's own check of dead workers (run imports this module)
-
         if network is None:
             return
 
         def running_twin() -> bool:
-            _fail_stale_trials(trial.study)
+            fail_stale_trials(trial.study)
             # Only an earlier trial: two twins started at once must not wait for each other.
             return any(t.number < trial.number and _trains_network(t, network, seed_index)
                        for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))

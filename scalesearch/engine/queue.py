@@ -38,12 +38,15 @@ Invariants (each has a unit test in tests/test_queue.py):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from .storage import ORPHAN_SECONDS
 
 FINAL = frozenset({"complete", "rejected", "pruned", "diverged", "oom", "failed"})
 RETRYABLE = frozenset({"interrupted", "error", "lost"})
@@ -63,6 +66,22 @@ def orphaned(trials: Sequence[FrozenTrial], *, now: datetime, after_seconds: flo
     """
     return [t for t in trials if t.state == TrialState.RUNNING and not t.user_attrs.get("alive")
             and t.datetime_start is not None and (now - t.datetime_start).total_seconds() > after_seconds]
+
+
+def fail_stale_trials(study: optuna.Study, *, now: datetime | None = None) -> list[int]:
+    """Mark RUNNING trials of dead processes as FAIL (the queue then re-queues them); their numbers.
+
+    Optuna fails trials whose heartbeat went stale, but not one whose process died
+    before its first heartbeat; those are found by `orphaned` (I5).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    failed = []
+    for t in orphaned(study.get_trials(deepcopy=False), now=now or datetime.now(), after_seconds=ORPHAN_SECONDS):
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        failed.append(t.number)
+    return failed
 
 
 def item_key(params: Mapping[str, float], seed: int) -> ItemKey:

@@ -7,7 +7,6 @@ invariants keep every item evaluated exactly once.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import platform
@@ -30,7 +29,7 @@ from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
 from .local_workers import LocalWorkers, cpu_cores, trial_threads
-from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, ORPHAN_SECONDS, open_storage, redact_url, run_dir_lock
+from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
 
 log = logging.getLogger("scalesearch.engine")
 
@@ -43,25 +42,6 @@ class RunResult:
     records: list[CandidateRecord]
     best: dict | None
     complete: bool
-
-
-def _fail_stale_trials(study: optuna.Study, *, now: datetime.datetime | None = None) -> list[int]:
-    """Mark RUNNING trials of dead processes as FAIL (the queue then re-queues them); their numbers.
-
-    Optuna fails trials whose heartbeat went stale, but not one whose process died
-    before its first heartbeat; those are found by `queue.orphaned` (I5).
-    """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    failed = []
-    for t in queue.orphaned(study.get_trials(deepcopy=False), now=now or datetime.datetime.now(),
-                            after_seconds=ORPHAN_SECONDS):
-        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-        failed.append(t.number)
-    return failed
 
 
 def _mark_alive(trial: optuna.Trial) -> None:
@@ -283,7 +263,7 @@ class Worker:
         waited_note = 0.0
         while True:
             interrupts.checkpoint()  # a Ctrl-C pressed during a storage operation stops here
-            _fail_stale_trials(study)
+            queue.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
             with run_dir_lock(cfg.out_dir):  # one machine's workers never queue the same item twice
                 queue.ensure_queued(study, self.wanted(trials))
@@ -425,7 +405,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
         for note in [f"writing to {cfg.out_dir}/ ({outputs_cls.FILES}); storage "
                      f"{redact_url(cfg.storage_url) if cfg.storage else 'study.db'}", *exp.notes]:
             log_line(note)
-        _fail_stale_trials(study)
+        queue.fail_stale_trials(study)
         worker = worker_cls(cfg, exp, study, worker_index, local=local)
         trials = study.get_trials(deepcopy=False)
         before = queue.item_statuses(trials)
