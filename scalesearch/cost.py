@@ -10,7 +10,6 @@ counter (torch.utils.flop_counter on meta tensors) used to cross-check it.
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from dataclasses import asdict, dataclass
@@ -42,42 +41,40 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _fvcore_flops(model: nn.Module, resolution: int) -> tuple[int, int]:
-    """(all counted multiply-adds, conv+linear multiply-adds) from one fvcore trace."""
-    with warnings.catch_warnings():
-        # fvcore's import and tracing emit TorchScript deprecation warnings we cannot act on.
-        warnings.simplefilter("ignore")
-        from fvcore.nn import FlopCountAnalysis
+def _fvcore_flops(model: nn.Module, resolution: int) -> tuple[int, int, int]:
+    """(all counted multiply-adds, conv+linear multiply-adds, activations) from one fvcore trace.
 
-        logging.getLogger("fvcore").setLevel(logging.ERROR)
-        x = torch.zeros(1, 3, resolution, resolution)
-        flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        by_op = flops.by_operator()
-    conv_linear = sum(v for op, v in by_op.items() if any(k in op for k in _CONV_LINEAR_OPS))
-    return int(flops.total()), int(conv_linear)
-
-
-def count_activations(model: nn.Module, resolution: int, *, device: str = "meta") -> int:
-    """Output elements of every conv and linear layer at batch 1 (fvcore's definition).
-
-    On the meta device (the default; `model` must live there) forward hooks see output shapes and no
-    arithmetic runs, so this takes a fraction of a second even for B7 at 600 px, where a second
-    fvcore trace would take seconds. A user's network may not run on meta tensors: pass "cpu".
+    The activations (output elements of conv and linear layers, fvcore's definition) are counted by forward
+    hooks during that same trace: a second forward pass for them, on meta tensors, cost more than the trace
+    itself for a CPU proxy (meta ops run through Python decompositions), and budget matching asks often.
     """
-    total = 0
+    outputs, passes = [0], [0]
 
-    def hook(_module, _inputs, output):
-        nonlocal total
-        total += output.numel()
+    def count_output(_module, _inputs, output):
+        outputs[0] += int(output.numel())  # under the tracer numel() can come back as a 0-d tensor
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    def count_pass(_module, _inputs, _output):
+        passes[0] += 1
+
+    handles = [m.register_forward_hook(count_output) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles.append(model.register_forward_hook(count_pass))
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, resolution, resolution, device=device))
+        with warnings.catch_warnings():
+            # fvcore's import and tracing emit TorchScript deprecation warnings we cannot act on.
+            warnings.simplefilter("ignore")
+            from fvcore.nn import FlopCountAnalysis
+
+            logging.getLogger("fvcore").setLevel(logging.ERROR)
+            x = torch.zeros(1, 3, resolution, resolution)
+            flops = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            by_op = flops.by_operator()
+            total = int(flops.total())
     finally:
         for h in handles:
             h.remove()
-    return total
+    conv_linear = sum(v for op, v in by_op.items() if any(k in op for k in _CONV_LINEAR_OPS))
+    activations = outputs[0] // max(1, passes[0])  # one trace is one pass; divided in case fvcore ever runs more
+    return total, int(conv_linear), activations
 
 
 def measure_model_cost(model: nn.Module, resolution: int) -> Cost:
@@ -88,10 +85,8 @@ def measure_model_cost(model: nn.Module, resolution: int) -> Cost:
     model.eval()
     try:
         with torch.no_grad():
-            total, conv_linear = _fvcore_flops(model, resolution)
+            total, conv_linear, activations = _fvcore_flops(model, resolution)
         params = count_params(model)
-        # Counted on a meta copy so the caller's weights stay untouched.
-        activations = count_activations(copy.deepcopy(model).to("meta"), resolution)
     finally:
         model.train(was_training)
     return Cost(flops=total, conv_linear_flops=conv_linear, params=params, activations=activations)
@@ -138,13 +133,12 @@ def _measure_cost(
     # (0.8 s for B7). Dropout and stochastic depth do not change the cost.
     with torch.device("meta"):
         model = spec.build(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes).eval()
-    activations = count_activations(model, resolution)
     # fvcore needs real tensors; zeros (not uninitialised memory) keep the arithmetic free of NaN/denormals.
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for tensor in list(model.parameters()) + list(model.buffers()):
             tensor.zero_()
-        total, conv_linear = _fvcore_flops(model, resolution)
+        total, conv_linear, activations = _fvcore_flops(model, resolution)
     return Cost(flops=total, conv_linear_flops=conv_linear, params=count_params(model), activations=activations)
 
 
@@ -155,8 +149,7 @@ def _measure_user_cost(spec, *, width_mult: float, depth_mult: float, resolution
     model = spec.build(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes).eval()
     try:
         with torch.no_grad():
-            total, conv_linear = _fvcore_flops(model, resolution)
-            activations = count_activations(model, resolution, device="cpu")
+            total, conv_linear, activations = _fvcore_flops(model, resolution)
     except Exception as exc:  # noqa: BLE001 - the user's forward pass: one line, not a traceback
         first = (str(exc).strip().splitlines() or [""])[0]
         raise UserError(f"--family {spec.name}: counting FLOPs of the network at width_mult={width_mult:.4g}, "
