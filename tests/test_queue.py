@@ -3,6 +3,7 @@
 Each scenario is an interleaving that lost or corrupted a study before the queue module existed.
 """
 
+import os
 from collections import Counter
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from scalesearch.scaling import grid_candidates
 from scalesearch.engine import queue
 from scalesearch.racing import MIN_TEST_SEEDS
 from scalesearch.engine.results import candidate_records, final_verdict
-from scalesearch.engine.run import Worker, make_sampler
+from scalesearch.engine.run import Worker, _mark_alive, make_sampler
 from scalesearch.engine.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, SQLITE_LOCK_TIMEOUT, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -367,3 +368,35 @@ def test_a_worker_killed_before_its_first_heartbeat_does_not_hang_the_study(tmp_
     assert queue.trial_outcome(by_number[dead.number]) == "lost"
     assert queue.ensure_queued(s, [(P, 0), (Q, 0)]) == 1  # the dead one's item goes back into the queue
     assert statuses(s)[queue.item_key(P, 0)].attempts == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process identities need Linux's /proc")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_trial_whose_process_exited_on_this_machine_is_requeued_at_once(tmp_path):
+    """Defect: after a SIGKILL, the resumed run on the same machine waited out the heartbeat grace (45 s) for the
+    killed process's trial, though this machine can see that process is gone."""
+    import subprocess
+    import sys
+
+    from scalesearch.engine.local_workers import process_identity
+    from scalesearch.engine.queue import fail_stale_trials
+
+    child = subprocess.run([sys.executable, "-c", "from scalesearch.engine.local_workers import process_identity; "
+                            "print(process_identity())"], capture_output=True, text=True, check=True)
+    exited = child.stdout.strip()
+    s = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")
+    queue.ensure_queued(s, [(P, 0), (Q, 0), ({"alpha": 1.3, "beta": 1.0}, 0)])
+    dead, live, elsewhere = s.ask(), s.ask(), s.ask()
+    dead.set_user_attr("process", exited)
+    live.set_user_attr("process", process_identity())
+    # Another machine's (or container's) process with a PID that is free here: not this machine's to judge.
+    elsewhere.set_user_attr("process", "another-boot/pid:[1]/" + exited.split("/", 2)[2])
+    for t in (dead, live, elsewhere):
+        _mark_alive(t)
+
+    assert fail_stale_trials(s) == [dead.number]  # at once: no heartbeat went stale yet
+    states = {t.number: t.state for t in s.get_trials()}
+    assert states == {dead.number: TrialState.FAIL, live.number: TrialState.RUNNING,
+                      elsewhere.number: TrialState.RUNNING}
+    assert queue.trial_outcome(s.get_trials()[dead.number]) == "lost"
+    assert queue.ensure_queued(s, [(P, 0), (Q, 0)]) == 1  # its item goes back into the queue

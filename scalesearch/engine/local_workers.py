@@ -108,6 +108,57 @@ class LocalWorkers:
         return count + sum(1 for pid in self._expected if str(pid) not in registered)
 
 
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _namespace() -> str | None:
+    """This kernel boot and PID namespace; None where /proc does not say (not Linux).
+
+    Two processes see the same PIDs exactly when they share both. The boot id changes at every boot, so a
+    process recorded before a reboot is never mistaken for one alive now; a container with its own PID
+    namespace has its own inode, so a worker in another container is never judged by this one's PIDs.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}" if boot else None
+
+
+def process_identity() -> str | None:
+    """This process, as a trial records it: '<boot id>/<PID namespace>/<pid>/<start time>', or None (not Linux).
+
+    The start time (clock ticks after boot) tells a reused PID from the process that held it."""
+    namespace, stat = _namespace(), _proc_stat("self")
+    if namespace is None or stat is None or len(stat) < 20:
+        return None
+    return f"{namespace}/{os.getpid()}/{stat[19]}"
+
+
+def died_here(identity: object) -> bool:
+    """Whether `identity` (from `process_identity`) names a process of this machine's PID namespace that has
+    exited: gone, a zombie, or its PID now held by a later process. False whenever that cannot be known for
+    sure (another machine or container, no /proc, a malformed value): the heartbeat check then decides."""
+    if not isinstance(identity, str):
+        return False
+    head, _, started = identity.rpartition("/")
+    namespace, _, pid = head.rpartition("/")
+    if not started or namespace != _namespace() or not pid.isdigit() or int(pid) <= 0:
+        return False
+    stat = _proc_stat(int(pid))
+    if stat is None:
+        return not os.path.exists(f"/proc/{int(pid)}")  # unreadable but present (permissions): not known dead
+    return stat[0] == "Z" or (len(stat) >= 20 and stat[19] != started)
+
+
 def _running(pid: int) -> bool:
     """Whether process `pid` exists and has not exited (a zombie awaiting its parent counts as exited)."""
     try:

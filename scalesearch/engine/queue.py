@@ -10,7 +10,7 @@ Outcome of a trial (`trial_outcome`):
   final      complete, rejected, pruned, diverged, oom, failed
   retryable  interrupted (Ctrl-C; not counted as an attempt), error (an unexpected
              exception in the trial), lost (FAIL with no outcome recorded: its
-             process died and its heartbeat went stale)
+             process died, seen on its machine or by a stale heartbeat)
   pending    waiting, running
   stray      a duplicate attempt that stepped aside: ignored by everything here
 
@@ -33,7 +33,9 @@ Invariants (each has a unit test in tests/test_queue.py):
                forever). A worker marks its trial `alive` right after recording
                the first heartbeat; a RUNNING trial without the mark, started
                longer ago than ORPHAN_SECONDS, died between being popped from the
-               queue and that heartbeat (`orphaned`).
+               queue and that heartbeat (`orphaned`). A trial whose recorded
+               process ran on this machine and has exited is failed at once,
+               without waiting for either (`died_on_this_machine`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from typing import Iterable, Mapping, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .local_workers import died_here
 from .storage import ORPHAN_SECONDS
 
 FINAL = frozenset({"complete", "rejected", "pruned", "diverged", "oom", "failed"})
@@ -68,17 +71,30 @@ def orphaned(trials: Sequence[FrozenTrial], *, now: datetime, after_seconds: flo
             and t.datetime_start is not None and (now - t.datetime_start).total_seconds() > after_seconds]
 
 
+def died_on_this_machine(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """RUNNING trials whose recorded process (user attribute `process`) was of this machine and has exited.
+
+    Known at once, without waiting for the heartbeat to go stale: the common case of a run killed
+    (SIGKILL, a crash, a closed terminal) and resumed on the same machine then loses no time.
+    """
+    return [t for t in trials if t.state == TrialState.RUNNING and died_here(t.user_attrs.get("process"))]
+
+
 def fail_stale_trials(study: optuna.Study, *, now: datetime | None = None) -> list[int]:
     """Mark RUNNING trials of dead processes as FAIL (the queue then re-queues them); their numbers.
 
     Optuna fails trials whose heartbeat went stale, but not one whose process died
-    before its first heartbeat; those are found by `orphaned` (I5).
+    before its first heartbeat; those are found by `orphaned` (I5). A trial whose
+    process ran on this machine and has exited is failed at once (`died_on_this_machine`).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     failed = []
-    for t in orphaned(study.get_trials(deepcopy=False), now=now or datetime.now(), after_seconds=ORPHAN_SECONDS):
+    trials = study.get_trials(deepcopy=False)
+    dead = {t.number: t for t in died_on_this_machine(trials)}
+    dead.update((t.number, t) for t in orphaned(trials, now=now or datetime.now(), after_seconds=ORPHAN_SECONDS))
+    for t in dead.values():
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         failed.append(t.number)
     return failed

@@ -28,7 +28,7 @@ from ..scaling import coefficients_from_simplex, grid_candidates
 from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
-from .local_workers import LocalWorkers, cpu_cores, trial_threads
+from .local_workers import LocalWorkers, cpu_cores, process_identity, trial_threads
 from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
 
 log = logging.getLogger("scalesearch.engine")
@@ -222,6 +222,9 @@ class Worker:
     def objective(self, trial: optuna.Trial) -> float:
         _mark_alive(trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        identity = process_identity()
+        if identity is not None:  # lets a worker on this machine fail the trial at once if this process dies
+            trial.set_user_attr("process", identity)
         threads = self._size_threads()
         if threads is not None:
             trial.set_user_attr("threads", threads)
@@ -281,8 +284,9 @@ class Worker:
                 # Trials of other workers, or of a killed process whose heartbeat will go stale; then
                 # they are failed, re-queued above, and picked up here.
                 if time.monotonic() - waited_note > 60:
-                    log_line(f"waiting for {len(running)} trial(s) still training in other workers (a killed "
-                             f"worker's trial is re-queued after {GRACE_SECONDS} s without a heartbeat)")
+                    log_line(f"waiting for {len(running)} trial(s) still training in other workers (if a worker "
+                             f"dies, its trial is re-queued: at once on this machine, after {GRACE_SECONDS} s "
+                             f"without a heartbeat from another)")
                     waited_note = time.monotonic()
                 interrupts.sleep(HEARTBEAT_SECONDS)
                 continue
