@@ -135,7 +135,7 @@ def test_jobs_two_gives_every_candidate_the_accuracy_one_worker_gives_it(tmp_pat
     def accuracies(jobs: str) -> dict:
         out = tmp_path / f"jobs{jobs}"
         cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny_npz), "--out",
-               str(out), "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1", "--jobs", jobs]
+               str(out), "--epochs", "1", "--step", "0.15", "--tolerance", "0.2", "--seeds", "1", "--jobs", jobs]
         env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
         done_run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
         assert done_run.returncode == 0, done_run.stderr[-2000:]
