@@ -59,11 +59,42 @@ def test_race_first_round_takes_the_top_three_then_uses_pooled_noise():
     # After that round the seed noise is known (σ ≈ 0.03): candidates within 2·√2·σ of the leader rejoin.
     results = dict(one_seed, c7={0: 0.57, 1: 0.52}, c6={0: 0.56, 1: 0.61}, c5={0: 0.55, 1: 0.50})
     sigma = pooled_seed_std(results)
-    rnd = race(results, cap=4)
+    rnd = race(results, cap=4, max_contenders=None)
     leader_mean = 0.585
     expect = {c for c, accs in results.items() if len(accs) == 2 or accs[0] >= leader_mean - 2 * 2**0.5 * sigma}
-    assert set(rnd.contenders) == expect and rnd.leader == "c6"
+    assert len(expect) > 3 and set(rnd.contenders) == expect and rnd.leader == "c6"
     assert all(seed == 1 for _, seed in rnd.next_items)  # laggards catch up before anyone gets seed 2
+    # By default at most 3 race: the best by mean of those within noise; the rest wait, and say so.
+    bounded = race(results, cap=4)
+    by_mean = sorted(expect, key=lambda c: -sum(results[c].values()) / len(results[c]))
+    assert list(bounded.contenders) == by_mean[:3] and set(bounded.set_aside) == set(by_mean[3:])
+    assert {c for c, _ in bounded.next_items} <= set(by_mean[:3])
+
+
+def test_a_bounded_race_still_ends_with_the_leader_tested_against_the_runner_up():
+    """Nine candidates tied within noise (near the data's ceiling): the bounded race trains fewer extra seeds than
+    the unbounded one, never races more than 3 at once, and still ends with the leader and the runner-up sharing
+    at least 3 seeds, so the verdict rests on a paired test."""
+    import random
+
+    def run(seed: int, max_contenders):
+        rng = random.Random(seed)
+        results = {f"c{i}": {0: 0.96 + rng.uniform(-0.01, 0.01)} for i in range(9)}
+        trained = 0
+        while not (rnd := race(results, cap=3, max_contenders=max_contenders)).done:
+            assert max_contenders is None or len(rnd.contenders) <= max_contenders
+            for c, s in rnd.next_items:
+                results[c][s] = 0.96 + rng.uniform(-0.01, 0.01)
+                trained += 1
+        test = verdict(results).test
+        assert test is not None and len(test.seeds) >= MIN_TEST_SEEDS
+        return trained
+
+    bounded = [run(seed, 3) for seed in range(10)]
+    unbounded = [run(seed, None) for seed in range(10)]
+    assert all(b <= u for b, u in zip(bounded, unbounded))
+    assert sum(bounded) < 0.7 * sum(unbounded)
+
 
 
 def test_race_stops_at_the_cap_or_when_only_the_leader_is_left():

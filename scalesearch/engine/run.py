@@ -300,8 +300,10 @@ class Worker:
                     with run_dir_lock(cfg.out_dir):
                         added = queue.ensure_queued(study, items)
                     if added:
+                        aside = (f" ({len(rnd.set_aside)} more within noise stay at their seeds: at most "
+                                 f"{len(rnd.contenders)} race)" if rnd.set_aside else "")
                         log_line(f"racing: {len(rnd.contenders)} contender(s) not clearly behind the leader get "
-                                 f"seed(s) up to {max(s for _, s in rnd.next_items) + 1}")
+                                 f"seed(s) up to {max(s for _, s in rnd.next_items) + 1}{aside}")
                         continue
             break
 
