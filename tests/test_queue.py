@@ -400,3 +400,21 @@ def test_a_trial_whose_process_exited_on_this_machine_is_requeued_at_once(tmp_pa
                       elsewhere.number: TrialState.RUNNING}
     assert queue.trial_outcome(s.get_trials()[dead.number]) == "lost"
     assert queue.ensure_queued(s, [(P, 0), (Q, 0)]) == 1  # its item goes back into the queue
+
+
+def test_a_racing_decision_reaches_every_workers_console(study, tmp_path):
+    """Defect: the line saying which candidates race was printed only by the worker that queued their seeds, so
+    with --jobs 2 it often went to the peer's log file and the user's console never said racing had started."""
+    cfg = grid_config(tmp_path, seeds="auto")
+    exp = FakeExperiment(seed_cap=4)
+    lines_a, lines_b = [], []
+    other = Worker(cfg, exp, study, 1)  # started alongside: it has shown nothing yet
+    Worker(cfg, exp, study, 0).work(lambda *_: None, lines_a.append)
+    racing_a = [line for line in lines_a if line.startswith("racing:")]
+    assert racing_a
+    other.work(lambda *_: None, lines_b.append)
+    assert [line for line in lines_b if line.startswith("racing:")] == racing_a  # the same lines, in order
+    # A worker started later (a resume) does not repeat decisions made before it.
+    lines_c = []
+    Worker(cfg, exp, study, 2).work(lambda *_: None, lines_c.append)
+    assert not [line for line in lines_c if line.startswith("racing:")]

@@ -124,6 +124,9 @@ def candidate_params(trials) -> dict[tuple, dict]:
     return out
 
 
+_RACING_NOTE = "racing_note:"  # prefix of the study attributes that carry racing decisions
+
+
 class Worker:
     """One worker's view of the study: what is wanted, what to evaluate, when to stop."""
 
@@ -133,6 +136,27 @@ class Worker:
         self.cap = cfg.seed_cap(exp.proxy)
         self.local = local  # this machine's live workers of the run (None: no thread sizing)
         self.racing = cfg.seeds == "auto"
+        # Racing decisions are posted on the study, so every worker's console shows them, not only the log of
+        # the worker that happened to make them; those made before this worker started are not shown again.
+        self._racing_shown = set(self._racing_notes())
+
+    # ------------------------------------------------------------ racing notes, one console for the run
+
+    def _racing_notes(self) -> dict[str, dict]:
+        return {k: v for k, v in self.study.user_attrs.items() if k.startswith(_RACING_NOTE)}
+
+    def _post_racing_note(self, line: str, log_line: Callable[[str], None]) -> None:
+        now = time.time()
+        key = f"{_RACING_NOTE}{now:.6f}:{socket.gethostname()}:{os.getpid()}"
+        self.study.set_user_attr(key, {"at": now, "line": line})
+        self._racing_shown.add(key)
+        log_line(line)
+
+    def _show_others_racing_notes(self, log_line: Callable[[str], None]) -> None:
+        notes = self._racing_notes()
+        for key in sorted(set(notes) - self._racing_shown, key=lambda k: (notes[k].get("at", 0), k)):
+            self._racing_shown.add(key)
+            log_line(str(notes[key].get("line", "")))
 
     # ------------------------------------------------------------ what the study should contain
 
@@ -267,6 +291,8 @@ class Worker:
         while True:
             interrupts.checkpoint()  # a Ctrl-C pressed during a storage operation stops here
             queue.fail_stale_trials(study)
+            if self.racing:
+                self._show_others_racing_notes(log_line)
             trials = study.get_trials(deepcopy=False)
             with run_dir_lock(cfg.out_dir):  # one machine's workers never queue the same item twice
                 queue.ensure_queued(study, self.wanted(trials))
@@ -302,8 +328,9 @@ class Worker:
                     if added:
                         aside = (f" ({len(rnd.set_aside)} more within noise stay at their seeds: at most "
                                  f"{len(rnd.contenders)} race)" if rnd.set_aside else "")
-                        log_line(f"racing: {len(rnd.contenders)} contender(s) not clearly behind the leader get "
-                                 f"seed(s) up to {max(s for _, s in rnd.next_items) + 1}{aside}")
+                        self._post_racing_note(
+                            f"racing: {len(rnd.contenders)} contender(s) not clearly behind the leader get "
+                            f"seed(s) up to {max(s for _, s in rnd.next_items) + 1}{aside}", log_line)
                         continue
             break
 
