@@ -60,6 +60,12 @@ def test_b0_structure_and_forward():
 def test_stochastic_depth_only_in_training():
     spec = get_family("efficientnet")
     model = spec.build(width_mult=0.25, depth_mult=0.5, num_classes=3, dropout=0.0, stochastic_depth=0.9)
+    # A fresh build's residual branches end in a zeroed BatchNorm (each block starts as the identity), so
+    # dropping one would change nothing yet: give them the weight training would.
+    with torch.no_grad():
+        for block in model.modules():
+            if getattr(block, "residual_end", None) is not None:
+                block.residual_end.weight.fill_(1.0)
     x = torch.randn(4, 3, 32, 32)
     model.eval()
     assert torch.equal(model(x), model(x))
@@ -69,3 +75,31 @@ def test_stochastic_depth_only_in_training():
     torch.manual_seed(1)
     b = model(x)
     assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("family", ["efficientnet", "mobilenetv2", "resnet18", "resnet50"])
+def test_every_residual_block_starts_as_the_identity(family):
+    """The BatchNorm closing each residual branch starts at zero (Goyal et al.), so every block with a plain
+    shortcut passes its input through at init (ResNet's after its ReLU): a deeper network starts as the function
+    of a shallower one. Checked on the inputs each block actually sees in a forward pass."""
+    torch.manual_seed(0)
+    model = get_family(family).build(width_mult=0.5, depth_mult=1.0, num_classes=5).eval()
+    seen = []
+
+    def record(block, inputs, output):
+        seen.append((block, inputs[0].detach(), output.detach()))
+
+    blocks = [m for m in model.modules() if getattr(m, "residual_end", None) is not None]
+    handles = [b.register_forward_hook(record) for b in blocks]
+    with torch.no_grad():
+        model(torch.randn(2, 3, 64, 64))
+    for h in handles:
+        h.remove()
+    plain = [(b, x, y) for b, x, y in seen if isinstance(getattr(b, "shortcut", torch.nn.Identity()), torch.nn.Identity)]
+    assert len(plain) >= 3
+    for block, x, y in plain:
+        expected = torch.relu(x) if family.startswith("resnet") else x
+        assert torch.equal(y, expected), type(block).__name__
+    # Blocks without a shortcut keep a live branch (zeroing it would cut the signal).
+    no_shortcut = [m for m in model.modules() if getattr(m, "use_residual", True) is False]
+    assert all(m.residual_end is None for m in no_shortcut)

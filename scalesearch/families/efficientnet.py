@@ -101,6 +101,11 @@ class MBConv(nn.Module):
         self.use_residual = stride == 1 and cin == cout
         self.drop_path = StochasticDepth(drop_path) if self.use_residual else nn.Identity()
 
+    @property
+    def residual_end(self) -> nn.BatchNorm2d | None:
+        """The BatchNorm closing the residual branch (zeroed at init), None without a shortcut."""
+        return self.block[-1][1] if self.use_residual else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x)
         if self.use_residual:

@@ -1,4 +1,5 @@
-"""Weight initialisation shared by the built-in families: torchvision's recipe for conv and BatchNorm layers."""
+"""Weight initialisation shared by the built-in families: torchvision's recipe for conv and BatchNorm layers, with
+the BatchNorm that closes each residual branch at zero (every block starts as the identity)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def init_conv_bn(model: nn.Module, *, linear: Callable[[nn.Linear], None] | None
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear) and linear is not None:
             linear(m)
+    # Zero the BatchNorm that closes each residual branch (Goyal et al. 2017; timm's `zero_init_last`): every
+    # block then starts as the identity, so a deeper network starts as the function of a shallower one and
+    # learns as fast. It matters on a proxy's few hundred steps: on the default data the CPU proxy reached
+    # 0.72 without it and 0.85 with it (3 seeds), the 2x depth-only network 0.54 and 0.73 (benchmarks/RESULTS.md).
+    for m in model.modules():
+        end = getattr(m, "residual_end", None)
+        if isinstance(end, nn.BatchNorm2d):
+            nn.init.zeros_(end.weight)

@@ -64,6 +64,11 @@ class InvertedResidual(nn.Module):
         self.block = nn.Sequential(*layers)
         self.use_residual = stride == 1 and cin == cout
 
+    @property
+    def residual_end(self) -> nn.BatchNorm2d | None:
+        """The BatchNorm closing the residual branch (zeroed at init), None without a shortcut."""
+        return self.block[-1] if self.use_residual else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x)
         return x + out if self.use_residual else out

@@ -55,6 +55,11 @@ class BasicBlock(nn.Module):
         self.shortcut = nn.Sequential(*conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout else nn.Identity()
         self.act = nn.ReLU(inplace=True)
 
+    @property
+    def residual_end(self) -> nn.BatchNorm2d:
+        """The branch's last BatchNorm, zeroed at init (torchvision's `zero_init_residual=True`)."""
+        return self.branch[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.branch(x) + self.shortcut(x))
 
