@@ -21,6 +21,7 @@ on other machines keep their own out directories and count their own.)
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -117,10 +118,12 @@ def _proc_stat(pid: int | str) -> list[str] | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
 def _namespace() -> str | None:
     """This kernel boot and PID namespace; None where /proc does not say (not Linux).
 
-    Two processes see the same PIDs exactly when they share both. The boot id changes at every boot, so a
+    Read once per process (neither changes while it runs); `died_here` asks for every running trial of every
+    pass of the work loop. Two processes see the same PIDs exactly when they share both. The boot id changes at every boot, so a
     process recorded before a reboot is never mistaken for one alive now; a container with its own PID
     namespace has its own inode, so a worker in another container is never judged by this one's PIDs.
     """
@@ -167,8 +170,5 @@ def _running(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:  # no /proc (not Linux): it exists
-        return True
+    stat = _proc_stat(pid)
+    return stat is None or stat[0] != "Z"  # no /proc (not Linux): it exists
