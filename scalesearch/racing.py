@@ -20,9 +20,9 @@ clearly behind; the others are left at their seeds (`set_aside`) and rejoin if
 the means reorder (so a race can still take more than 3·(cap - 1) extra
 trainings: 6-12 in simulated races of 9 tied candidates, 12-18 unbounded). Without
 the bound, a grid whose candidates sit near the data's ceiling within seed noise
-of each other sends most of them to extra seeds: measured on the default data, 6
-contenders took a 2x grid from 455 s to 640 s on 2 cores, with the same winner
-and no more separation (benchmarks/RESULTS.md). Seeds spent on the 4th-best do
+of each other sends most of them to extra seeds: measured on the default data
+(`--seed 1`, 2 cores), 6 contenders raced and the grid took 640 s; with the
+bound 549 s, the same winner and the same verdict (benchmarks/RESULTS.md). Seeds spent on the 4th-best do
 not change which candidate leads or whether it is separated from the 2nd.
 """
 
@@ -158,8 +158,9 @@ def race(results: Mapping[Hashable, Accuracies], *, cap: int, alpha: float = 0.0
         if not behind:
             contenders.append(c)
     set_aside: tuple = ()
-    if max_contenders is not None and len(contenders) > max_contenders:
-        contenders, set_aside = contenders[:max(2, max_contenders)], tuple(contenders[max(2, max_contenders):])
+    keep = None if max_contenders is None else max(2, max_contenders)  # the runner-up always races
+    if keep is not None and len(contenders) > keep:
+        contenders, set_aside = contenders[:keep], tuple(contenders[keep:])
     if len(contenders) == 1:
         return RaceRound(leader, (leader,), (), True)
     most = max(len(results[c]) for c in contenders)
