@@ -29,8 +29,9 @@ def init_conv_bn(model: nn.Module, *, linear: Callable[[nn.Linear], None] | None
             linear(m)
     # Zero the BatchNorm that closes each residual branch (Goyal et al. 2017; timm's `zero_init_last`): every
     # block then starts as the identity, so a deeper network starts as the function of a shallower one and
-    # learns as fast. It matters on a proxy's few hundred steps: on the default data the CPU proxy reached
-    # 0.72 without it and 0.85 with it (3 seeds), the 2x depth-only network 0.54 and 0.73 (benchmarks/RESULTS.md).
+    # learns as fast. It matters on a proxy's few hundred steps: on real digit images the CPU proxy's 2x
+    # depth-only network scored 0.33-0.60 without it and 0.93-0.96 with it, against φ = 0's 0.91-0.96
+    # (3 seeds; benchmarks/RESULTS.md). Without it a grid ranks depth by how slowly it starts.
     for m in model.modules():
         end = getattr(m, "residual_end", None)
         if isinstance(end, nn.BatchNorm2d):
