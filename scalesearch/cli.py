@@ -332,6 +332,8 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
                     threads=cfg.threads)
     try:
         result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open)
+        progress.stop()
+        workers.finished()  # a Ctrl-C while the peers wind down stops them too (they run in their own session)
     except KeyboardInterrupt:
         progress.stop()
         workers.interrupted()
@@ -339,7 +341,6 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
         raise typer.Exit(130)
     finally:
         progress.stop()
-    workers.finished()
     best = result.best
     if best is None:
         console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
@@ -498,7 +499,11 @@ class _Jobs:
     def interrupted(self) -> None:
         if self.peers is not None:
             self.peers.interrupt()
-            self._wait(120)
+            try:
+                self._wait(120)
+            except KeyboardInterrupt:  # a second Ctrl-C: stop waiting for them to finish cleanly
+                self.peers.kill()
+                raise
 
     def finished(self) -> None:
         if self.peers is not None:
@@ -604,6 +609,8 @@ def compare(
                              tolerance=tolerance, alpha=alpha_level, skip_bad_images=skip_bad_images,
                              threads=threads, on_trial=on_trial, log_line=say, on_progress=on_progress,
                              on_open=workers.on_open, command_line=_command_line())
+        progress.stop()
+        workers.finished()
     except KeyboardInterrupt:
         progress.stop()
         workers.interrupted()
@@ -611,7 +618,6 @@ def compare(
         raise typer.Exit(130)
     finally:
         progress.stop()
-    workers.finished()
     payload = result.best
     if fmt == "json":
         import json

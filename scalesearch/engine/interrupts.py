@@ -27,9 +27,12 @@ _live = False  # True inside an interruptible() section (and not shielded)
 
 def _handler(signum, frame) -> None:
     global _requested
+    # Remembered even when raised at once: the raise can land in a finaliser or a garbage-collector callback
+    # that runs during training, where Python prints the exception and drops it; the section's end (or the
+    # next checkpoint) then raises it again instead of letting the run go on as if Ctrl-C was never pressed.
+    _requested = True
     if _live:
         raise KeyboardInterrupt
-    _requested = True
 
 
 def requested() -> bool:
@@ -76,9 +79,15 @@ def _live_as(value: bool):
 @contextlib.contextmanager
 def interruptible():
     """A section that a Ctrl-C may interrupt at once (it must not touch the storage)."""
+    global _requested
     checkpoint()
-    with _live_as(True):
-        yield
+    try:
+        with _live_as(True):
+            yield
+    except KeyboardInterrupt:
+        _requested = False  # delivered: it leaves the section like any Ctrl-C under Python's own handler
+        raise
+    checkpoint()  # an interrupt whose raise was swallowed inside the section
 
 
 @contextlib.contextmanager

@@ -64,6 +64,13 @@ class Peers:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
 
+    def kill(self) -> None:
+        """SIGKILL every live peer (its running trial is re-queued by the next worker on this machine)."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
     def wait(self, timeout: float) -> list[str]:
         """Wait for every peer (killing any still alive after `timeout`); a line per peer that failed."""
         deadline = time.monotonic() + timeout
