@@ -56,8 +56,7 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
     from .families.user import probe_family
     from .train import build_and_train, to_device
 
-    data = load_data(plan.data, seed=seed, image_size=plan.proxy.image_size,
-                     synthetic_sizes=plan.proxy.synthetic_sizes)
+    data = load_data(plan.data, seed=seed, **plan.proxy.data_options())
     probe_family(get_family(family), multipliers=[(plan.width_mult, plan.depth_mult)], resolution=plan.resolution,
                  num_classes=data.num_classes)
     cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,

@@ -21,6 +21,7 @@ class ProxyPreset:
     resolution: int  # input size of the φ = 0 proxy
     image_size: int  # size the data set is stored at (>= the largest candidate's resolution)
     synthetic_sizes: tuple[int, int, int]  # train, validation, test images of the embedded data
+    synthetic_image_size: int  # size the embedded data is drawn at (headroom above the largest candidate)
     train: TrainConfig
     seed_cap: int  # most seeds a candidate gets while racing (--seeds auto)
 
@@ -31,6 +32,11 @@ class ProxyPreset:
         """
         return ScaledDims(depth_mult=self.depth_mult * c.alpha, width_mult=self.width_mult * c.beta,
                           resolution=max(8, int(round(self.resolution * c.gamma))))
+
+    def data_options(self) -> dict:
+        """The sizes `load_data` needs for this preset (image files, and the embedded data's own size)."""
+        return {"image_size": self.image_size, "synthetic_sizes": self.synthetic_sizes,
+                "synthetic_image_size": self.synthetic_image_size}
 
     def with_overrides(self, **train_overrides) -> "ProxyPreset":
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
@@ -46,7 +52,7 @@ class ProxyPreset:
 #: 4x4 to 3x3 between 49 and 48 px), 32/36 = 89% trained; at 42 px 33/36 = 92% (benchmarks/RESULTS.md).
 CPU_PROXY = ProxyPreset(
     name="cpu", width_mult=0.25, depth_mult=0.5, resolution=42, image_size=64,
-    synthetic_sizes=(3000, 1000, 1000),
+    synthetic_sizes=(3000, 1000, 1000), synthetic_image_size=80,
     train=TrainConfig(epochs=4, batch_size=64, lr=0.011, optimizer="adamw", weight_decay=0.05),
     seed_cap=3,
 )
@@ -56,7 +62,7 @@ CPU_PROXY = ProxyPreset(
 #: Not yet run on a GPU: its learning rate and timings are unmeasured (benchmarks/RESULTS.md).
 GPU_PROXY = ProxyPreset(
     name="gpu", width_mult=1.0, depth_mult=1.0, resolution=72, image_size=112,
-    synthetic_sizes=(50000, 5000, 5000),
+    synthetic_sizes=(50000, 5000, 5000), synthetic_image_size=112,
     train=TrainConfig(epochs=10, batch_size=512, lr=0.05),
     seed_cap=5,
 )

@@ -37,6 +37,7 @@ def load_data(
     val_fraction: float = 0.1,
     image_size: int = 64,
     synthetic_sizes: tuple[int, int, int] = (6000, 1000, 1000),
+    synthetic_image_size: int | None = None,
     skip_bad_images: bool = False,
 ) -> ImageData:
     """`synthetic`, or a path whose format is detected: CIFAR folder, ImageFolder tree, or .npz file.
@@ -44,10 +45,12 @@ def load_data(
     The validation split is held out of the training data, stratified by class (see split.py).
     skip_bad_images: leave unreadable image files out (listed in ImageData.skipped_files) instead of
     stopping at the first one; applies to image folders (an .npz or CIFAR file is one file).
+    image_size: the size image folders are decoded at; synthetic_image_size: the size the embedded data is
+    drawn at (default image_size).
     """
     if str(source) == "synthetic":
         n_train, n_val, n_test = synthetic_sizes
-        return synthetic_data(n_train, n_val, n_test, image_size, seed)
+        return synthetic_data(n_train, n_val, n_test, synthetic_image_size or image_size, seed)
     path = Path(source)
     if not path.exists():
         raise UserError(f"--data {source}: no such file or directory (or write 'synthetic')")

@@ -3,25 +3,27 @@
 Each class is a pair of cues at two scales, both of which survive horizontal flips and small crops
 (the trainer's augmentations):
 
-- a fine grating, horizontal or vertical, period 3-6 px at 64 px. Antialiased downsampling to the
-  42 px CPU proxy removes the finest of them and fades the rest, so a larger input resolution pays off;
+- a fine grating, horizontal or vertical, period 1.6-4 px at 64 px (2-5 px as drawn at the CPU preset's
+  80 px). Antialiased downsampling to a candidate's input size fades the gratings near its Nyquist limit,
+  and how far it fades them depends on the size all the way up the 2x grid's range (48-62 px): at 42 px
+  the proxy reads few of the finest, at 62 px nearly all. So accuracy keeps rising with resolution
+  across the candidates instead of levelling off below them;
 - a coarse pattern, horizontal bands, vertical bands or a checker of both (square waves, period
   10-20 px): visible at every resolution.
 
-Each cue has a random amplitude per image (from barely visible to plain), its own random colour
-direction, on a random background colour with pixel noise. The graded amplitudes of the fine grating
-matter: a network that sees more pixels reads more of the faint ones, so accuracy rises smoothly with
-resolution instead of jumping at one threshold.
+Each cue has a random amplitude per image, its own random colour direction, on a random background colour
+with pixel noise.
 
-The coarse pattern is deliberately easy (sharp-edged bands, amplitude 0.16-0.40). With smooth sine
-waves of amplitude 0.05-0.35 it was a seed lottery: at 64 px a narrow network that had locked onto the
-plain fine grating first often never learned the coarse pattern in its ~190 steps (coarse-factor
-accuracy 0.40-0.61 on some seeds, 0.87-0.95 on others; without the grating the same network and seed
-learned it to 0.95), and that, not the grating, made a candidate's accuracy swing by 0.1-0.4 between
-seeds. The grating's amplitude starts at 0.15, not 0.10, for the same reason one level down: a network
-finds a cue near the edge of visibility in its few steps or not, decided by the seed; the stronger
-grating moves that band below the resolutions where the 2x grid's leaders sit (benchmarks/RESULTS.md).
-The earlier shapes-on-stripes design left every proxy near 1/3.
+History (benchmarks/RESULTS.md). Periods 3-6 px drawn at 64 px were readable at every candidate size once
+the proxy learned well (zero-initialised residual ends): the 2x grid's candidates all scored 0.90-0.98
+within seed noise and 16-epoch training reached 1.000 for all of the top six, so nothing could rank them.
+Drawing the finer gratings needs headroom above the largest candidate: at 64 px a 1.6 px period would
+alias into a coarser grating readable at any size, hence the 80 px drawing size (ProxyPreset
+.synthetic_image_size). A log-uniform amplitude down to 0.03 made long training rank by resolution
+without saturating (16 epochs: 0.75 at 56 px, 0.91 at 62 px) but the 4-epoch proxy then barely found the
+grating (0.50-0.56); amplitude 0.25-0.5 is found in a few steps. The coarse pattern is sharp-edged and
+strong (amplitude 0.16-0.40): as faint sine waves it was a seed lottery, learned in ~190 steps on some
+seeds and not others. The earlier shapes-on-stripes design left every proxy near 1/3.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ COARSE_PATTERNS = ("h", "v", "checker")
 SYNTHETIC_CLASSES = [f"fine-{f}-coarse-{c}" for f in FINE_ORIENTATIONS for c in COARSE_PATTERNS]
 
 # Lengths are given at 64 px and scaled with the stored size.
-_FINE_PERIOD = (3.0, 6.0)
-_FINE_AMPLITUDE = (0.15, 0.45)
+_FINE_PERIOD = (1.6, 4.0)
+_FINE_AMPLITUDE = (0.25, 0.5)
 _COARSE_PERIOD = (10.0, 20.0)
 _COARSE_AMPLITUDE = (0.16, 0.40)
 _NOISE = 0.04

@@ -77,8 +77,7 @@ class Experiment:
 
         device = resolve_device(config.device)
         proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs)
-        data = load_data(config.data, seed=config.seed, image_size=proxy.image_size,
-                         synthetic_sizes=proxy.synthetic_sizes, **config.data_options())
+        data = load_data(config.data, seed=config.seed, **proxy.data_options(), **config.data_options())
         probe_family(get_family(config.family), multipliers=_extreme_multipliers(config, proxy),
                      resolution=proxy.resolution, num_classes=data.num_classes)
         base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
