@@ -6,6 +6,7 @@
 # grid.log and compare.log (`tail -f grid.log` in another terminal to watch it).
 set -euo pipefail
 cd "$(dirname "$0")"
+rm -rf runs/grid-2x  # a fresh run: an existing study would be resumed (or refused if the code's data changed)
 
 scalesearch grid --budget 2x 2> grid.log                      # -> runs/grid-2x/{study.db,trials.csv,best.json}
 scalesearch compare --from runs/grid-2x 2> compare.log        # -> runs/grid-2x/compare.{json,csv,png,pdf}
