@@ -8,7 +8,10 @@ study runs (`deferring`), SIGINT raises at once only inside `interruptible()`
 sections (training a candidate, which touches no storage); anywhere else it is
 remembered and raised at the next `checkpoint()`, between storage operations.
 `shielded()` turns a storage call made from inside a training section (reporting
-an epoch to the pruner) back into a deferring one.
+an epoch to the pruner) back into a deferring one. A Ctrl-C raised at once inside
+a training section is remembered too: if the raise lands in a finaliser, which
+Python reports as "Exception ignored" and drops (seen in CI), the section's end
+raises it again, and that report is kept off the console.
 
 Signal handlers run in the main thread only; elsewhere these are no-ops and
 Python's default handling applies.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 
@@ -57,11 +61,22 @@ def deferring():
         yield
         return
     previous = signal.signal(signal.SIGINT, _handler)
+    previous_hook = sys.unraisablehook
     _requested = False
+
+    def quiet_about_ctrl_c(unraisable) -> None:
+        # A finaliser that swallowed our KeyboardInterrupt: not an error (it is raised again at the end of the
+        # section), so no "Exception ignored ... Traceback" on the console. Anything else is reported as usual.
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _requested:
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_about_ctrl_c
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
         _requested = False
 
 
