@@ -326,7 +326,11 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
         ratio = f"flops x{info['flops_ratio']:.2f}" if info.get("flops_ratio") is not None else ""
         secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
         seed = f"seed {info.get('seed', 0)}"
-        say(f"trial {info['trial']:>3} {info['state']:<9} {coeffs} {built} {ratio} {seed} {secs} {what}")
+        # A grid point that rounding built into an already-trained network reuses its result: say so, rather
+        # than leave a blank where the training time goes.
+        reused = f"(same network as trial {info['same_network_as']}: reused)" if "same_network_as" in info else ""
+        fields = (coeffs, built, ratio, seed, secs, what, reused)
+        say(f"trial {info['trial']:>3} {info['state']:<9} " + " ".join(f for f in fields if f))
 
     workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=cfg.device,
                     threads=cfg.threads)

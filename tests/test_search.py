@@ -29,7 +29,8 @@ def points(rows):
     return Counter((round(float(r["alpha"]), 6), round(float(r["beta"]), 6)) for r in rows if r["state"] in FINAL)
 
 
-def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz):
+def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one console line per trial, unwrapped
     out = in_tmp / "run"
     code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", out, *TINY)
     assert code == 0, err
@@ -70,6 +71,13 @@ def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz)
         assert sum("same_network_as" not in t.user_attrs for t in group) == 1
         reused = [r for r in rows if int(r["trial"]) in {t.number for t in group} and "same network" in r["reason"]]
         assert len(reused) == len(group) - 1
+        # The console names the trial whose result a reused grid point took, in place of a training time.
+        leader = next(t.number for t in group if "same_network_as" not in t.user_attrs)
+        for t in group:
+            if t.number != leader:
+                line = next(l for l in err.splitlines() if l.startswith(f"trial {t.number:>3} complete"))
+                assert line.rstrip().endswith(f"acc {t.value:.4f} (same network as trial {leader}: reused)"), line
+                assert "  " not in line.split("complete", 1)[1].strip(), line
     # expand --from picks the winner up.
     code, out_text, err = cli("expand", "--phi", "1", "--from", out, "--format", "json")
     assert code == 0 and json.loads(out_text)["alpha"] == best["alpha"]
