@@ -14,11 +14,7 @@ import argparse
 import dataclasses
 import json
 
-import torch
-
-from scalesearch.data import load_data
-from scalesearch.proxy import proxy_for
-from scalesearch.train import build_and_train, to_device
+from scalesearch.candidate import resolve_candidate, train_one
 
 
 def main() -> None:
@@ -31,23 +27,19 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = ap.parse_args()
 
-    torch.set_num_threads(1)  # as a grid trial trains
-    proxy = proxy_for("cpu")
+    plan = resolve_candidate(None, None, None, args.width, args.depth, args.resolution, "cpu", args.data, None)
     changes = {}
     for pair in args.overrides:
         key, _, value = pair.partition("=")
-        if not hasattr(proxy.train, key):
+        if not hasattr(plan.proxy.train, key):
             ap.error(f"TrainConfig has no field {key!r}")
-        default = getattr(proxy.train, key)
+        default = getattr(plan.proxy.train, key)
         changes[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(value)
-    config = dataclasses.replace(proxy.train, **changes)
-    data = load_data(args.data, seed=args.seed, **proxy.data_options())
-    splits = to_device(data, args.resolution, torch.device("cpu"))
-    result = build_and_train("efficientnet", width_mult=args.width, depth_mult=args.depth, splits=splits,
-                             num_classes=data.num_classes, config=config, seed=args.seed)
+    # The same path as `scalesearch train --threads 1`, with the preset's recipe changed.
+    plan = dataclasses.replace(plan, proxy=plan.proxy.with_overrides(**changes))
+    result = train_one(plan, "efficientnet", args.seed, console=None, show_progress=False, threads=1)
     print(json.dumps({"width": args.width, "depth": args.depth, "resolution": args.resolution, "seed": args.seed,
-                      "overrides": changes, "accuracy": result.accuracy, "seconds": round(result.seconds, 1)}))
-
+                      "overrides": changes, "accuracy": result["accuracy"], "seconds": result["seconds"]}))
 
 if __name__ == "__main__":
     main()
