@@ -309,6 +309,20 @@ def _live_view(description: str):
     return console, logging.getLogger("scalesearch").info, progress, on_progress
 
 
+def _trial_line(head: str, info: dict, *fields: str) -> str:
+    """One console line for a settled trial (grid, search, compare): its fields, seed, time and outcome.
+
+    A trial that reused another's result (a grid point rounding built into a network already trained, or
+    compare's copy of the run's winner) took no training time; the engine's reason says whose result it is,
+    shown in place of the time."""
+    acc = info.get("value")
+    outcome = f"acc {acc:.4f}" if acc is not None else info.get("reason", info["state"])
+    secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
+    reused = f"({info['reason']})" if acc is not None and info.get("reason") else ""
+    parts = (*fields, f"seed {info.get('seed', 0)}", secs, outcome, reused)
+    return f"trial {info['trial']:>3} {head} " + " ".join(p for p in parts if p)
+
+
 def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] = None, jobs_per_device: int = 1) -> None:
     """Shared body of `grid` and `search`: run with a live view, then summarise."""
 
@@ -318,19 +332,11 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
     console, say, progress, on_progress = _live_view(f"{cfg.mode} {cfg.budget_label}")
 
     def on_trial(info: dict) -> None:
-        acc = info.get("value")
-        what = f"acc {acc:.4f}" if acc is not None else info.get("reason", info["state"])
         alpha, beta, gamma = (info.get(k) for k in ("alpha", "beta", "gamma"))
         coeffs = f"α={alpha:.3f} β={beta:.3f} γ={gamma:.3f}" if alpha is not None else ""
         built = f"{info['resolution']}px" if info.get("resolution") else ""
         ratio = f"flops x{info['flops_ratio']:.2f}" if info.get("flops_ratio") is not None else ""
-        secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
-        seed = f"seed {info.get('seed', 0)}"
-        # A grid point that rounding built into an already-trained network reuses its result: say so, rather
-        # than leave a blank where the training time goes.
-        reused = f"(same network as trial {info['same_network_as']}: reused)" if "same_network_as" in info else ""
-        fields = (coeffs, built, ratio, seed, secs, what, reused)
-        say(f"trial {info['trial']:>3} {info['state']:<9} " + " ".join(f for f in fields if f))
+        say(_trial_line(f"{info['state']:<9}", info, coeffs, built, ratio))
 
     workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=cfg.device,
                     threads=cfg.threads)
@@ -600,10 +606,7 @@ def compare(
     console, say, progress, on_progress = _live_view(f"compare φ={phi:g}")
 
     def on_trial(info: dict) -> None:
-        acc = info.get("value")
-        what = f"acc {acc:.4f}" if acc is not None else info.get("reason", info["state"])
-        secs = f"{info['seconds']:.1f}s" if info.get("seconds") else ""
-        say(f"trial {info['trial']:>3} {info.get('arm', ''):<16} seed {info.get('seed', 0)} {secs} {what}")
+        say(_trial_line(f"{info.get('arm', ''):<16}", info))
 
     workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=device or "auto",
                     threads=threads)

@@ -33,7 +33,8 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_compare_from_a_run(cli, run_dir):
+def test_compare_from_a_run(cli, run_dir, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one console line per trial, unwrapped
     code, out, err = cli("compare", "--from", run_dir, "--format", "json")
     assert code == 0, err
     payload = json.loads(out)
@@ -91,6 +92,10 @@ def test_compare_from_a_run(cli, run_dir):
                                                                              for s in range(3)]
     reused = [t for t in done if "reused" in t.user_attrs.get("reason", "")]
     assert sorted(t.user_attrs["seed"] for t in reused) == [0, 1] and {t.params["arm"] for t in reused} == {0}
+    # The console says whose result a reused trial shows, where a trained one shows its time.
+    for t in reused:
+        line = next(l for l in err.splitlines() if l.startswith(f"trial {t.number:>3} compound"))
+        assert line.rstrip().endswith(f"seed {t.user_attrs['seed']} acc {t.value:.4f} ({t.user_attrs['reason']})"), line
     # The files: CSV with every arm, PNG and PDF figures.
     with open(run_dir / "compare.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -76,7 +76,7 @@ def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz,
         for t in group:
             if t.number != leader:
                 line = next(l for l in err.splitlines() if l.startswith(f"trial {t.number:>3} complete"))
-                assert line.rstrip().endswith(f"acc {t.value:.4f} (same network as trial {leader}: reused)"), line
+                assert line.rstrip().endswith(f"acc {t.value:.4f} (same network as trial {leader}: result reused)"), line
                 assert "  " not in line.split("complete", 1)[1].strip(), line
     # expand --from picks the winner up.
     code, out_text, err = cli("expand", "--phi", "1", "--from", out, "--format", "json")
