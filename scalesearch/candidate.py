@@ -69,7 +69,7 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
     config = plan.proxy.train
     with Progress(TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
-                  disable=not show_progress) as progress:
+                  disable=not show_progress or console is None or not console.is_interactive) as progress:
         task = progress.add_task("", total=config.epochs)
 
         def on_epoch(epoch: int, acc: float) -> bool:

@@ -71,8 +71,9 @@ def _seeds_option(text) -> "int | str":
 
 def _positive(name: str):
     def check(value):
-        if value is not None and value <= 0:
-            raise typer.BadParameter(f"{name} must be positive, got {value}")
+        # `not value > 0` also refuses nan; inf passes it but builds no network.
+        if value is not None and (not value > 0 or value == float("inf")):
+            raise typer.BadParameter(f"{name} must be a positive finite number, got {value}")
         return value
 
     return check
@@ -224,8 +225,10 @@ def _with_progress(console, total: int, work):
     """Run work(tick) under a progress bar; tick(name) advances it by one member."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("measuring {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    # Transient: on a non-terminal stderr it would leave nothing but the blank line rich prints on stop.
+    with Progress(TextColumn("measuring {task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console, transient=True,
+                  disable=not console.is_interactive) as progress:
         task = progress.add_task("", total=total)
         return work(lambda name: progress.update(task, advance=1, description=name))
 
@@ -275,38 +278,51 @@ def _logging_to(console) -> None:
     # Optuna warns with a traceback for every failed trial (a Ctrl-C'd one, a diverged one); our own
     # per-trial line already says what happened and why, so only its errors come through.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    handler = RichHandler(console=console, show_path=False, show_time=False, show_level=False, markup=False)
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_path=False, show_time=False, show_level=False, markup=False)
+    else:  # a log file: RichHandler would pad every line with spaces to the console's width
+        handler = logging.StreamHandler(console.file)
     logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
 
 
 def _progress_view(console, description: str):
-    """(progress bar, on_progress callback). The bar starts with the first report, i.e. once the study has
-    opened: a refused resume or a bad storage then prints its one error line and nothing else."""
+    """(stop, on_progress): the bar starts with the first report, i.e. once the study has opened, and `stop`
+    ends it once. A refused resume or bad data then prints its one error line and nothing else: rich's
+    Progress.stop prints a newline on a non-terminal stderr even for a bar that never started."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
     tasks: list = []
+    stopped: list[bool] = []
 
     def on_progress(done: int, total: int) -> None:
+        if stopped:
+            return
         if not tasks:
             progress.start()
             tasks.append(progress.add_task(description, total=total))
         progress.update(tasks[0], completed=done, total=total)
 
-    return progress, on_progress
+    def stop() -> None:
+        if tasks and not stopped:
+            progress.stop()
+        stopped.append(True)
+
+    return stop, on_progress
 
 
 def _live_view(description: str):
-    """(console, log-line function, progress bar, on_progress) for a long run: log lines print above the bar."""
+    """(console, log-line function, stop-the-bar function, on_progress) for a long run: log lines print above
+    the bar."""
     import logging
 
     console = _console()
     _logging_to(console)
-    progress, on_progress = _progress_view(console, description)
-    return console, logging.getLogger("scalesearch").info, progress, on_progress
+    stop_bar, on_progress = _progress_view(console, description)
+    return console, logging.getLogger("scalesearch").info, stop_bar, on_progress
 
 
 def _trial_line(head: str, info: dict, *fields: str) -> str:
@@ -329,7 +345,7 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
     from .api import run_search
 
     cfg = cfg.validated()
-    console, say, progress, on_progress = _live_view(f"{cfg.mode} {cfg.budget_label}")
+    console, say, stop_bar, on_progress = _live_view(f"{cfg.mode} {cfg.budget_label}")
 
     def on_trial(info: dict) -> None:
         alpha, beta, gamma = (info.get(k) for k in ("alpha", "beta", "gamma"))
@@ -342,15 +358,15 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
                     threads=cfg.threads)
     try:
         result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open)
-        progress.stop()
+        stop_bar()
         workers.finished()  # a Ctrl-C while the peers wind down stops them too (they run in their own session)
     except KeyboardInterrupt:
-        progress.stop()
+        stop_bar()
         workers.interrupted()
         console.print(f"Interrupted. Finished trials are saved in {cfg.out_dir}/; run the same command to resume.")
         raise typer.Exit(130)
     finally:
-        progress.stop()
+        stop_bar()
     best = result.best
     if best is None:
         console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
@@ -603,7 +619,7 @@ def compare(
 
     if fmt not in ("table", "json"):
         raise UserError(f"unknown --format {fmt!r}; choose table or json")
-    console, say, progress, on_progress = _live_view(f"compare φ={phi:g}")
+    console, say, stop_bar, on_progress = _live_view(f"compare φ={phi:g}")
 
     def on_trial(info: dict) -> None:
         say(_trial_line(f"{info.get('arm', ''):<16}", info))
@@ -616,15 +632,15 @@ def compare(
                              tolerance=tolerance, alpha=alpha_level, skip_bad_images=skip_bad_images,
                              threads=threads, on_trial=on_trial, log_line=say, on_progress=on_progress,
                              on_open=workers.on_open, command_line=_command_line())
-        progress.stop()
+        stop_bar()
         workers.finished()
     except KeyboardInterrupt:
-        progress.stop()
+        stop_bar()
         workers.interrupted()
         console.print("Interrupted. Finished arms are saved in the study; run the same command to resume.")
         raise typer.Exit(130)
     finally:
-        progress.stop()
+        stop_bar()
     payload = result.best
     if fmt == "json":
         import json

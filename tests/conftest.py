@@ -35,8 +35,10 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 def one_line_error(err: str) -> str:
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, f"expected one error line, got:\n{err}"
+    """The one line a user error may print on stderr: nothing else, not even a blank line (rich's progress
+    bar printed one on stop, started or not, when stderr is not a terminal)."""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), f"expected exactly one error line, got:\n{err!r}"
     assert "Traceback" not in err
     return lines[0]
 
