@@ -12,6 +12,15 @@ from .errors import UserError
 SAMPLERS = ("tpe", "cmaes", "random")
 PRUNERS = ("none", "median", "hyperband")
 DEVICES = ("auto", "cpu", "cuda")
+# Guards against a typo running for days or building networks no machine holds (--budget 1e9, --step 1e-9):
+# the default 2x grid has 36 points, 16x about 1,300.
+MAX_BUDGET = 100.0
+MAX_GRID_POINTS = 10_000
+
+
+def grid_size(budget: float, step: float) -> int:
+    """Points of the grid `grid_candidates` walks: α ≤ budget^½ and β ≤ budget^¼ in `step`s (α·β² ≤ budget holds)."""
+    return (math.floor((budget**0.5 - 1) / step) + 1) * (math.floor((budget**0.25 - 1) / step) + 1)
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,15 @@ class SearchConfig:
             raise UserError(f"unknown mode {self.mode!r}")
         if not (math.isfinite(self.budget) and self.budget > 1):
             raise UserError(f"--budget must be > 1, got {self.budget:g}")
+        if self.budget > MAX_BUDGET:
+            raise UserError(f"--budget {self.budget:g}x is a FLOP factor per φ step; above {MAX_BUDGET:g}x the proxy "
+                            "would be scaled past anything compound scaling searches (EfficientNet's step is 2x): "
+                            "search a smaller budget and reach large networks with expand's φ")
         if not (0 < self.step <= 1):
             raise UserError(f"--step must be in (0, 1], got {self.step:g}")
+        if self.mode == "grid" and (points := grid_size(self.budget, self.step)) > MAX_GRID_POINTS:
+            raise UserError(f"--budget {self.budget:g}x with --step {self.step:g} makes {points:,} grid points "
+                            f"(at most {MAX_GRID_POINTS:,} are allowed); raise --step")
         if not (0 < self.tolerance < 1):
             raise UserError(f"--tolerance must be in (0, 1), got {self.tolerance:g}")
         if self.seeds != "auto" and not (isinstance(self.seeds, int) and self.seeds >= 1):

@@ -187,6 +187,12 @@ def test_two_workers_on_postgresql(tmp_path, tiny_npz):
         (["grid", "--data", "missing-dir"], "--data"),
         (["grid", "--data", "empty-dir"], "--data"),
         (["grid", "--device", "tpu"], "--device"),
+        # A typo that would grid for days or build absurd networks is refused at once.
+        (["grid", "--budget", "1e9"], "--budget"),
+        (["search", "--budget", "1000x"], "--budget"),
+        (["grid", "--step", "1e-9"], "--step"),
+        (["train", "--width-mult", "nan", "--depth-mult", "1", "--resolution", "32"], "--width-mult"),
+        (["flops", "--depth-mult", "inf"], "--depth-mult"),
         (["train", "--alpha", "1.2"], "together"),
         (["train", "--data", "missing-dir"], "--data"),
     ],
