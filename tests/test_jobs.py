@@ -148,6 +148,10 @@ def test_jobs_two_gives_every_candidate_the_accuracy_one_worker_gives_it(tmp_pat
         shown = {int(n) for n in re.findall(r"^trial +(\d+) ", done_run.stdout + done_run.stderr, re.M)}
         settled = {t.number for t in study.trials if queue.trial_outcome(t) in queue.FINAL}
         assert settled <= shown, f"trials settled but never shown: {sorted(settled - shown)}"
+        # The bar's last state (printed once, on stop, when stderr is a file) counts the items the other
+        # worker settled while this one waited: it read 5/6 when a peer finished the last one.
+        done_of_total = re.findall(r"^grid 2x .* (\d+)/(\d+) ", done_run.stderr, re.M)
+        assert done_of_total and done_of_total[-1][0] == done_of_total[-1][1], done_run.stderr[-1500:]
         return {queue.key_of(t): t.value for t in done}
 
     one, two = accuracies("1"), accuracies("2")

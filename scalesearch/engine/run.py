@@ -484,6 +484,8 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
     try:
         worker.work(after_trial, log_line)
         trials = study.get_trials(deepcopy=False)
+        if on_progress is not None:  # the last items may have been settled by other workers while this one waited
+            on_progress(*worker.progress(trials))
         announce_others(trials)
         statuses = queue.item_statuses(trials)
         wanted = [queue.item_key(p, s) for p, s in worker.wanted(trials)]
