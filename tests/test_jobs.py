@@ -93,8 +93,11 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(cpu_cores() < 2, reason="--jobs auto starts a second worker only with a second core")
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_default_jobs_use_every_core_stop_cleanly_on_ctrl_c_and_resume_to_every_point_exactly_once(tmp_path,
-                                                                                                    tiny_npz):
+                                                                                                    tiny_npz,
+                                                                                                    stop_signal):
+    """SIGTERM (`timeout`, `kill`) too: before, it killed the first process and left its peer running the study."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "scalesearch", "grid", "--budget", "2x", "--data", str(tiny_npz), "--out", str(out),
            "--epochs", "1", "--step", "0.1", "--tolerance", "0.2", "--seeds", "1"]  # --jobs auto
@@ -113,7 +116,7 @@ def test_default_jobs_use_every_core_stop_cleanly_on_ctrl_c_and_resume_to_every_
             break
         time.sleep(0.2)
     assert len(workers) >= 2, "the second worker never took a trial"
-    proc.send_signal(signal.SIGINT)  # to the first process only: it must stop its peer too
+    proc.send_signal(stop_signal)  # to the first process only: it must stop its peer too
     _, err = proc.communicate(timeout=150)
     assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
     pids = {int(w.rsplit(":", 1)[1]) for w in workers}

@@ -1,4 +1,4 @@
-"""Ctrl-C that never lands inside a storage operation.
+"""Ctrl-C (and SIGTERM, handled alike) that never lands inside a storage operation.
 
 A KeyboardInterrupt raised in the middle of an Optuna storage call can leave the
 SQLite connection inside an open transaction; the next write then fails with
@@ -55,12 +55,15 @@ def _main_thread() -> bool:
 
 @contextlib.contextmanager
 def deferring():
-    """Install the deferring SIGINT handler for the duration (main thread only; nests)."""
+    """Install the deferring SIGINT and SIGTERM handler for the duration (main thread only; nests)."""
     global _requested
     if not _main_thread() or signal.getsignal(signal.SIGINT) is _handler:
         yield
         return
     previous = signal.signal(signal.SIGINT, _handler)
+    # SIGTERM (`timeout`, `kill`, a job scheduler) stops the run the same way: otherwise the first process
+    # dies at once and the workers it started, in sessions of their own, go on with the study unattended.
+    previous_term = signal.signal(signal.SIGTERM, _handler)
     previous_hook = sys.unraisablehook
     _requested = False
 
@@ -76,6 +79,7 @@ def deferring():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         sys.unraisablehook = previous_hook
         _requested = False
 
