@@ -39,7 +39,8 @@ def orientation_sets(count: int) -> torch.Tensor:
     return torch.tensor(sets)
 
 
-def make_chunk(angles: torch.Tensor, coarse_amplitude: tuple[float, float], fine_amplitude: tuple[float, float]):
+def make_chunk(angles: torch.Tensor, coarse_amplitude: tuple[float, float], fine_amplitude: tuple[float, float],
+               fine_period: tuple[float, float]):
     def uniform(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
         return (lo + (hi - lo) * torch.rand(n, generator=g))[:, None, None]
 
@@ -51,7 +52,7 @@ def make_chunk(angles: torch.Tensor, coarse_amplitude: tuple[float, float], fine
             p = uniform(g, n, *period) * scale
             return torch.sin(2 * math.pi * coord / p + uniform(g, n, 0, 2 * math.pi))
 
-        fine = wave(torch.where((labels // classes == 1)[:, None, None], xx, yy), synthetic._FINE_PERIOD)
+        fine = wave(torch.where((labels // classes == 1)[:, None, None], xx, yy), fine_period)
         pick = torch.randint(0, angles.shape[1], (n,), generator=g)
         theta = (angles[labels % classes, pick] * math.pi / 180)[:, None, None]
         pattern = torch.sign(wave(xx * torch.cos(theta) + yy * torch.sin(theta), synthetic._COARSE_PERIOD))
@@ -74,9 +75,11 @@ def main() -> None:
     ap.add_argument("--coarse-amplitude", type=float, nargs=2, default=(0.16, 0.40), metavar=("LO", "HI"))
     ap.add_argument("--fine-amplitude", type=float, nargs=2, default=synthetic._FINE_AMPLITUDE,
                     metavar=("LO", "HI"), help="0 0 leaves only the coarse cue (accuracy then tops out at 0.5)")
+    ap.add_argument("--fine-period", type=float, nargs=2, default=synthetic._FINE_PERIOD, metavar=("LO", "HI"),
+                    help="px at 64 px; below 3.05 a grating is finer than the 42 px proxy can sample")
     args = ap.parse_args(ours)
     synthetic._chunk = make_chunk(orientation_sets(args.orientations), tuple(args.coarse_amplitude),
-                                  tuple(args.fine_amplitude))
+                                  tuple(args.fine_amplitude), tuple(args.fine_period))
     probe = Path(__file__).with_name("recipe_probe.py")
     sys.argv = [str(probe), *rest]
     runpy.run_path(str(probe), run_name="__main__")
