@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -268,7 +269,6 @@ def flops(
 
 def _logging_to(console) -> None:
     """Route our and Optuna's log lines through the console the progress bar uses (they print above it)."""
-    import logging
 
     import optuna
     from rich.logging import RichHandler
@@ -281,9 +281,25 @@ def _logging_to(console) -> None:
     if console.is_terminal:
         handler = RichHandler(console=console, show_path=False, show_time=False, show_level=False, markup=False)
     else:  # a log file: RichHandler would pad every line with spaces to the console's width
-        handler = logging.StreamHandler(console.file)
+        handler = _PlainLines(console)
     logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("fvcore").setLevel(logging.ERROR)
+
+
+class _PlainLines(logging.Handler):
+    """Each message as one line on the console's file, looked up per line as rich does: a stream captured once
+    would outlive a swapped stderr (pytest's capture) and write to a closed file."""
+
+    def __init__(self, console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.file.write(self.format(record) + "\n")
+            self.console.file.flush()
+        except Exception:  # noqa: BLE001 - logging's contract: report, never raise
+            self.handleError(record)
 
 
 def _progress_view(console, description: str):
@@ -307,9 +323,10 @@ def _progress_view(console, description: str):
         progress.update(tasks[0], completed=done, total=total)
 
     def stop() -> None:
-        if tasks and not stopped:
+        started_and_running = tasks and not stopped
+        stopped.append(True)  # first: an interrupt inside progress.stop() must not lead to a second stop
+        if started_and_running:
             progress.stop()
-        stopped.append(True)
 
     return stop, on_progress
 
@@ -317,8 +334,6 @@ def _progress_view(console, description: str):
 def _live_view(description: str):
     """(console, log-line function, stop-the-bar function, on_progress) for a long run: log lines print above
     the bar."""
-    import logging
-
     console = _console()
     _logging_to(console)
     stop_bar, on_progress = _progress_view(console, description)
@@ -720,10 +735,22 @@ def train(
         print(f"  {key:<18} {result[key]}")
 
 
+def _sigterm_interrupts() -> None:
+    """SIGTERM (`timeout`, `kill`) ends a command the way Ctrl-C does, before and after a study runs too (a run
+    stops the workers it started and writes its files); while one runs, the engine defers both to a safe point.
+    A SIGTERM ignored by the parent stays ignored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: every user error becomes one line on stderr and exit code 2."""
     command = typer.main.get_command(app)
     _invoked_args[:] = sys.argv[1:] if argv is None else argv
+    _sigterm_interrupts()
     try:
         code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors: bad option values, missing options

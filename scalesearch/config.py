@@ -19,8 +19,10 @@ MAX_GRID_POINTS = 10_000
 
 
 def grid_size(budget: float, step: float) -> int:
-    """Points of the grid `grid_candidates` walks: α ≤ budget^½ and β ≤ budget^¼ in `step`s (α·β² ≤ budget holds)."""
-    return (math.floor((budget**0.5 - 1) / step) + 1) * (math.floor((budget**0.25 - 1) / step) + 1)
+    """Points of the grid `grid_candidates` walks: α ≤ budget^½, β ≤ budget^¼ in `step`s (α·β² ≤ budget holds)."""
+    eps = 1e-9  # as grid_candidates: (1.3 - 1) / 0.1 is 2.9999999999999996
+    alphas = math.floor((budget**0.5 - 1) / step + eps) + 1
+    return alphas * (math.floor((budget**0.25 - 1) / step + eps) + 1)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class SearchConfig:
             raise UserError(f"unknown mode {self.mode!r}")
         if not (math.isfinite(self.budget) and self.budget > 1):
             raise UserError(f"--budget must be > 1, got {self.budget:g}")
-        if self.budget > MAX_BUDGET:
+        if self.mode in ("grid", "search") and self.budget > MAX_BUDGET:  # not compare: a run's own budget
             raise UserError(f"--budget {self.budget:g}x is a FLOP factor per φ step; above {MAX_BUDGET:g}x the proxy "
                             "would be scaled past anything compound scaling searches (EfficientNet's step is 2x): "
                             "search a smaller budget and reach large networks with expand's φ")

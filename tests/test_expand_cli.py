@@ -5,8 +5,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -185,3 +187,36 @@ def test_public_api_mirrors_the_cli():
         scalesearch.expand(alpha=1.2, phis=[1])  # β and γ missing
     with pytest.raises(scalesearch.UserError, match="--budget"):
         scalesearch.grid(budget=1.0)
+
+
+def test_sigterm_ends_a_command_like_ctrl_c(in_tmp):
+    """`timeout` and `kill` send SIGTERM: exit 130 without a traceback, as for Ctrl-C (before: killed, -15)."""
+    proc = subprocess.Popen([sys.executable, "-m", "scalesearch", "expand", "--phi", "0..7", "--preset",
+                             "efficientnet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Signal once the handler is in (Linux: caught signals in /proc); earlier, Python's default would kill it
+    # while torch is still importing, which says nothing about scalesearch. Measuring B0-B7 takes ~15 s.
+    deadline = time.time() + 60
+    while time.time() < deadline and not _catches(proc.pid, signal.SIGTERM):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err)
+
+
+def test_budget_limit_is_for_new_runs_not_for_comparing_an_existing_one():
+    from scalesearch.config import SearchConfig
+    from scalesearch.errors import UserError
+
+    for mode in ("grid", "search"):
+        with pytest.raises(UserError, match="--budget 200x"):
+            SearchConfig(mode=mode, budget=200.0).validated()
+    assert SearchConfig(mode="compare", budget=200.0).validated().budget == 200.0
+
+
+def _catches(pid: int, sig: int) -> bool:
+    try:
+        line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)

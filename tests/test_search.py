@@ -310,3 +310,22 @@ def test_expand_says_when_its_run_is_incomplete(cli, in_tmp):
     (run / "best.json").write_text(json.dumps({"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "complete": False}))
     code, out, err = cli("expand", "--phi", "1", "--from", run, "--format", "csv")
     assert code == 0 and "not complete" in " ".join(err.split())
+
+
+def test_log_lines_to_a_file_are_plain_and_follow_a_swapped_stderr(monkeypatch):
+    """Not a terminal: no padding to the console width, and the stream is looked up per line, so logging
+    after stderr was swapped (pytest's capture closes its own) goes to the new one, not a closed file."""
+    import io
+    import logging
+
+    from scalesearch.cli import _console, _logging_to
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    _logging_to(_console())
+    logging.getLogger("scalesearch").info("trial 1 complete")
+    monkeypatch.setattr(sys, "stderr", second)
+    first.close()
+    logging.getLogger("scalesearch").info("trial 2 complete")
+    assert second.getvalue() == "trial 2 complete\n"
+    logging.basicConfig(force=True)  # leave no handler bound to this test's streams

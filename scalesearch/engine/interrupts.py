@@ -63,7 +63,10 @@ def deferring():
     previous = signal.signal(signal.SIGINT, _handler)
     # SIGTERM (`timeout`, `kill`, a job scheduler) stops the run the same way: otherwise the first process
     # dies at once and the workers it started, in sessions of their own, go on with the study unattended.
-    previous_term = signal.signal(signal.SIGTERM, _handler)
+    # A SIGTERM the parent chose to ignore stays ignored.
+    previous_term = signal.getsignal(signal.SIGTERM)
+    if previous_term is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, _handler)
     previous_hook = sys.unraisablehook
     _requested = False
 
@@ -78,8 +81,9 @@ def deferring():
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, previous_term)
+        # None: a handler not installed from Python; the default is the closest Python can put back.
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous_term is None else previous_term)
         sys.unraisablehook = previous_hook
         _requested = False
 
