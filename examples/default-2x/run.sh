@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The worked example: the default job on the embedded data, then everything a paper needs from it.
 # Run from this directory; it rewrites runs/ and the files next to this script. On 2 CPU cores the
-# grid takes about 7 minutes and the comparison about 5 (default settings: one worker per core, one
+# grid takes about 7 minutes and the comparison about 4 (default settings: one worker per core, one
 # thread per training, so the accuracies do not depend on the machine's core count). Progress goes to
 # grid.log and compare.log (`tail -f grid.log` in another terminal to watch it).
 set -euo pipefail
