@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .scaling import grid_size
 
 SAMPLERS = ("tpe", "cmaes", "random")
 PRUNERS = ("none", "median", "hyperband")
@@ -16,13 +17,6 @@ DEVICES = ("auto", "cpu", "cuda")
 # the default 2x grid has 36 points, 16x about 1,300.
 MAX_BUDGET = 100.0
 MAX_GRID_POINTS = 10_000
-
-
-def grid_size(budget: float, step: float) -> int:
-    """Points of the grid `grid_candidates` walks: α ≤ budget^½, β ≤ budget^¼ in `step`s (α·β² ≤ budget holds)."""
-    eps = 1e-9  # as grid_candidates: (1.3 - 1) / 0.1 is 2.9999999999999996
-    alphas = math.floor((budget**0.5 - 1) / step + eps) + 1
-    return alphas * (math.floor((budget**0.25 - 1) / step + eps) + 1)
 
 
 @dataclass(frozen=True)

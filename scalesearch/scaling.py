@@ -81,6 +81,17 @@ def coefficients_from_simplex(s1: float, s2: float, budget: float) -> Coefficien
     )
 
 
+def _steps(upper: float, step: float) -> int:
+    """How many values 1, 1 + step, ... stay <= upper (the epsilon: (1.3 - 1) / 0.1 is 2.9999999999999996)."""
+    return int(math.floor((upper - 1.0) / step + 1e-9)) + 1
+
+
+def grid_size(budget: float, step: float) -> int:
+    """Points `grid_candidates(budget, step)` returns, without building them (α·β² ≤ budget holds at its
+    default upper ends, so none is dropped)."""
+    return _steps(budget**0.5, step) * _steps(budget**0.25, step)
+
+
 def grid_candidates(
     budget: float,
     step: float = 0.05,
@@ -99,9 +110,9 @@ def grid_candidates(
     eps = 1e-9
     out = []
     # Integer stepping avoids float drift (1.0 + 3*0.05 must print as 1.15).
-    for i in range(int(math.floor((alpha_max - 1.0) / step + eps)) + 1):
+    for i in range(_steps(alpha_max, step)):
         alpha = round(1.0 + i * step, 10)
-        for j in range(int(math.floor((beta_max - 1.0) / step + eps)) + 1):
+        for j in range(_steps(beta_max, step)):
             beta = round(1.0 + j * step, 10)
             if alpha * beta**2 > budget + eps:
                 continue

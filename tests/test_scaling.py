@@ -87,3 +87,12 @@ def test_grid_candidates_on_the_budget_and_stepped():
     # the paper's own point is on the default grid
     assert any(math.isclose(c.alpha, 1.2) and math.isclose(c.beta, 1.1) for c in cands)
     assert gamma_for_budget(1.2, 1.1, 2.0) == pytest.approx(math.sqrt(2 / (1.2 * 1.21)))
+
+
+def test_grid_size_counts_the_grid_without_building_it():
+    from scalesearch.scaling import grid_size
+
+    for budget in (1.5, 2.0, 3.0, 4.0, 16.0, 64.0):
+        for step in (0.02, 0.05, 0.1, 0.15):
+            assert grid_size(budget, step) == len(grid_candidates(budget, step)), (budget, step)
+    assert grid_size(2.0, 0.05) == 36  # the default grid
