@@ -129,7 +129,7 @@ def target_miss_note(rows: Iterable[FamilyMember], *, match_budget: bool, resolu
     worst = max(missed, key=lambda r: abs(r.ratio_error))
     who = f"{', '.join(r.name for r in missed)} {'miss' if len(missed) > 1 else 'misses'}"
     what = (f"{who} the FLOP target (α·β²·γ²)^φ by more than {tolerance:.0%} (worst {worst.name}: "
-            f"{worst.ratio_error:+.0%})")
+            f"{worst.ratio_error:+.1%})")  # one decimal, as the table: "+10%" beside "more than 10%" read wrong
     if not match_budget:
         return (f"{what}, from rounding depth, width and resolution; --match-budget picks each member's "
                 "resolution to hit it")

@@ -173,3 +173,10 @@ def test_no_note_for_members_near_their_target():
     assert target_miss_note([row], match_budget=False, resolution_multiple=8) is None
     far = FamilyMember("φ2", 2, 1.44, 1.21, 296, 1, 2, 4.6, 3.69, 0.25, None)
     assert target_miss_note([row, far], match_budget=False, resolution_multiple=8).startswith("φ2 misses")
+
+
+def test_the_note_names_the_worst_miss_as_precisely_as_the_table():
+    # B1 of the default run's winner lands 10.1% over its target: "+10%" would read as no miss at all.
+    b1 = FamilyMember("B1", 1, 1.0, 1.15, 272, 1, 2, 2.202, 2.0, 0.101, 0.2)
+    note = target_miss_note([b1], match_budget=False, resolution_multiple=8)
+    assert note.startswith("B1 misses") and "more than 10% (worst B1: +10.1%)" in note, note
