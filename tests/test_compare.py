@@ -33,8 +33,7 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_compare_from_a_run(cli, run_dir, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "400")  # one console line per trial, unwrapped
+def test_compare_from_a_run(cli, run_dir):
     code, out, err = cli("compare", "--from", run_dir, "--format", "json")
     assert code == 0, err
     payload = json.loads(out)

@@ -29,8 +29,7 @@ def points(rows):
     return Counter((round(float(r["alpha"]), 6), round(float(r["beta"]), 6)) for r in rows if r["state"] in FINAL)
 
 
-def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "400")  # one console line per trial, unwrapped
+def test_grid_writes_contract_outputs_and_respects_budget(cli, in_tmp, tiny_npz):
     out = in_tmp / "run"
     code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", out, *TINY)
     assert code == 0, err

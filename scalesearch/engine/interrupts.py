@@ -61,9 +61,9 @@ def deferring():
         yield
         return
     previous = signal.signal(signal.SIGINT, _handler)
-    # SIGTERM (`timeout`, `kill`, a job scheduler) stops the run the same way: otherwise the first process
-    # dies at once and the workers it started, in sessions of their own, go on with the study unattended.
-    # A SIGTERM the parent chose to ignore stays ignored.
+    # SIGTERM (`timeout`, `kill`, a job scheduler) stops the run the same way, at a safe point: by default it
+    # would end the process at once (the CLI turns it into an immediate KeyboardInterrupt) and leave the workers
+    # it started, in sessions of their own, going on with the study. A SIGTERM the parent ignores stays ignored.
     previous_term = signal.getsignal(signal.SIGTERM)
     if previous_term is not signal.SIG_IGN:
         signal.signal(signal.SIGTERM, _handler)
