@@ -22,6 +22,7 @@ class ProxyPreset:
     image_size: int  # size the data set is stored at (>= the largest candidate's resolution)
     synthetic_sizes: tuple[int, int, int]  # train, validation, test images of the embedded data
     synthetic_image_size: int  # size the embedded data is drawn at (headroom above the largest candidate)
+    synthetic_base_resolution: int  # the base its cues are sized for (the device preset's, whatever the family)
     train: TrainConfig
     seed_cap: int  # most seeds a candidate gets while racing (--seeds auto)
 
@@ -34,9 +35,11 @@ class ProxyPreset:
                           resolution=max(8, int(round(self.resolution * c.gamma))))
 
     def data_options(self) -> dict:
-        """The sizes `load_data` needs for this preset (image files, and the embedded data's own size)."""
+        """The sizes `load_data` needs for this preset (image files, and the embedded data's own size and the
+        base resolution its cues follow)."""
         return {"image_size": self.image_size, "synthetic_sizes": self.synthetic_sizes,
-                "synthetic_image_size": self.synthetic_image_size}
+                "synthetic_image_size": self.synthetic_image_size,
+                "synthetic_base_resolution": self.synthetic_base_resolution}
 
     def with_overrides(self, **train_overrides) -> "ProxyPreset":
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
@@ -54,20 +57,22 @@ class ProxyPreset:
 #: only slow it down (letter images: φ = 0 0.44 -> 0.63 over 3 seeds; RESULTS, "CPU proxy without regularisers").
 CPU_PROXY = ProxyPreset(
     name="cpu", width_mult=0.25, depth_mult=0.5, resolution=42, image_size=64,
-    synthetic_sizes=(3000, 1000, 1000), synthetic_image_size=80,
+    synthetic_sizes=(3000, 1000, 1000), synthetic_image_size=80, synthetic_base_resolution=42,
     train=TrainConfig(epochs=4, batch_size=64, lr=0.011, optimizer="adamw", weight_decay=0.0, label_smoothing=0.0,
                       dropout=0.0),
     seed_cap=3,
 )
 
-#: One GPU: full-width B0 at 72 px (21 of 36 grid points pass a conv+linear FLOP check on the
-#: meta device), tens of thousands of images, 10 epochs, batch 512 in one CUDA graph per step.
-#: Not yet run on a GPU: its learning rate and timings are unmeasured (benchmarks/RESULTS.md).
+#: One GPU: full-width B0 at 72 px (34 of the default 2x grid's 36 points budget-match, 15 networks), batch 512
+#: in one CUDA graph per step. The embedded data's cues are sized for the 72 px base as the CPU preset's are for
+#: its 42 px, so φ = 0 cannot read every image and the grid ranks; the earlier data, sized for the stored
+#: 112 px, put every candidate at 1.000. 24,000 images for 6 epochs keep a 2x candidate near 10 s of training,
+#: so the 2x grid with racing fits in minutes; three seeds at most while racing, as on the CPU.
 GPU_PROXY = ProxyPreset(
     name="gpu", width_mult=1.0, depth_mult=1.0, resolution=72, image_size=112,
-    synthetic_sizes=(50000, 5000, 5000), synthetic_image_size=112,
-    train=TrainConfig(epochs=10, batch_size=512, lr=0.05),
-    seed_cap=5,
+    synthetic_sizes=(24000, 4000, 4000), synthetic_image_size=138, synthetic_base_resolution=72,
+    train=TrainConfig(epochs=6, batch_size=512, lr=0.05),
+    seed_cap=3,
 )
 
 

@@ -57,6 +57,31 @@ def test_synthetic_fine_grating_fades_gradually_below_the_candidates_input_sizes
     assert read[56] - read[42] > 0.1, read
 
 
+def test_synthetic_cues_follow_the_proxys_base_resolution_on_every_preset():
+    """The GPU preset's φ = 0 (72 px) must find the grating as hard to read as the CPU preset's (42 px) does,
+    and easier at the same relative input sizes up the grid: before, the data followed the stored size and
+    every cue was plain at 72 px (all candidates scored 1.000 on a GPU)."""
+    from scalesearch.data import SYNTHETIC_CLASSES
+    from scalesearch.proxy import CPU_PROXY, GPU_PROXY
+
+    reads = {}
+    for preset in (CPU_PROXY, GPU_PROXY):
+        x, y = make_synthetic(600, preset.synthetic_image_size, seed=0,
+                              base_resolution=preset.synthetic_base_resolution)
+        horizontal = torch.tensor([SYNTHETIC_CLASSES[i].startswith("fine-h") for i in y.tolist()])
+        reads[preset.name] = [
+            (_fine_orientation_read(resize_on_device(x, round(preset.resolution * f), torch.device("cpu")))
+             == horizontal).float().mean().item() for f in (1.0, 1.17, 1.33, 1.48)]
+    cpu, gpu = reads["cpu"], reads["gpu"]
+    assert gpu[0] < 0.9 and gpu[0] < gpu[2], reads  # not plain at the base, plainer up the grid
+    assert all(abs(a - b) < 0.06 for a, b in zip(cpu, gpu)), reads
+    # The data drawn for a 72 px base at the old stored size would be read almost everywhere at 72 px.
+    x, y = make_synthetic(600, 112, seed=0)
+    horizontal = torch.tensor([SYNTHETIC_CLASSES[i].startswith("fine-h") for i in y.tolist()])
+    old = (_fine_orientation_read(resize_on_device(x, 72, torch.device("cpu"))) == horizontal).float().mean().item()
+    assert old > gpu[0] + 0.05, (old, reads)
+
+
 def test_synthetic_labels_are_carried_by_both_cues():
     """Each class name says what is drawn: the fine grating's orientation and the coarse pattern."""
     from scalesearch.data import SYNTHETIC_CLASSES

@@ -38,6 +38,8 @@ def load_data(
     image_size: int = 64,
     synthetic_sizes: tuple[int, int, int] = (6000, 1000, 1000),
     synthetic_image_size: int | None = None,
+    synthetic_base_resolution: int = 42,
+    device: torch.device | str = "cpu",
     skip_bad_images: bool = False,
 ) -> ImageData:
     """`synthetic`, or a path whose format is detected: CIFAR folder, ImageFolder tree, or .npz file.
@@ -46,11 +48,13 @@ def load_data(
     skip_bad_images: leave unreadable image files out (listed in ImageData.skipped_files) instead of
     stopping at the first one; applies to image folders (an .npz or CIFAR file is one file).
     image_size: the size image folders are decoded at; synthetic_image_size: the size the embedded data is
-    drawn at (default image_size).
+    drawn at (default image_size), for a proxy of synthetic_base_resolution px (its cues follow that size).
+    device: where the embedded data is drawn (files are decoded on the host and moved per candidate).
     """
     if str(source) == "synthetic":
         n_train, n_val, n_test = synthetic_sizes
-        return synthetic_data(n_train, n_val, n_test, synthetic_image_size or image_size, seed)
+        return synthetic_data(n_train, n_val, n_test, synthetic_image_size or image_size, seed,
+                              base_resolution=synthetic_base_resolution, device=device)
     path = Path(source)
     if not path.exists():
         raise UserError(f"--data {source}: no such file or directory (or write 'synthetic')")

@@ -11,7 +11,8 @@ import torch
 
 @dataclass
 class ImageData:
-    """Train/validation (and optional test) splits as uint8 NCHW tensors on the CPU.
+    """Train/validation (and optional test) splits as uint8 NCHW tensors (on the CPU, or on the training
+    device where the embedded data was drawn there).
 
     Treat the tensors as read-only once built: the fingerprint is computed on first read and cached.
     """
@@ -40,8 +41,13 @@ class ImageData:
         h = hashlib.sha256()
         for t in (self.train_images, self.train_labels, self.val_images, self.val_labels,
                   self.test_images, self.test_labels):
-            if t is not None:
+            if t is None:
+                continue
+            if t.device.type == "cpu":
                 h.update(t.contiguous().numpy())  # the buffer itself: no copy into bytes
+            else:
+                for chunk in t.reshape(-1).split(1 << 26):  # 64 MiB at a time to the host
+                    h.update(chunk.cpu().numpy())
         return h.hexdigest()[:16]
 
     def describe(self) -> dict:
