@@ -44,6 +44,7 @@ class TrainConfig:
     cuda_graph: bool = True
     optimizer: str = "sgd"  # "sgd" (Nesterov) or "adamw"; lr is the peak per 128 images either way
     channels_last: bool = True  # NHWC activations on every device: 1.5x faster steps on CPU too (measured)
+    augment: bool = True  # random crop (reflect padding) and horizontal flip of every training batch
     eval_every_epoch: bool = False  # without a pruner only the last epoch's accuracy is used; skip the rest
     max_nan_checks_per_epoch: int = 4  # syncs to look for a diverging loss
 
@@ -67,7 +68,8 @@ class TrainResult:
     epochs: int = 0
     seconds: float = 0.0  # wall time of the whole call
     train_seconds: float = 0.0  # time in training steps only
-    warmup_seconds: float = 0.0  # data resize + model build + graph warm-up/capture
+    warmup_seconds: float = 0.0  # model to the device, optimizer, CUDA-graph warm-up steps and capture
+    eval_seconds: float = 0.0  # BatchNorm re-estimate, validation and test passes
     images_per_second: float = 0.0
     cuda_graph: bool = False
     reason: str = ""
@@ -97,6 +99,47 @@ class DeviceSplits:
     val_y: torch.Tensor
     test_x: torch.Tensor | None
     test_y: torch.Tensor | None
+
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in vars(self).values() if t is not None)
+
+
+class SplitsCache:
+    """The splits resized per resolution, the most recently used kept within a memory budget.
+
+    Rounding and budget matching build several candidates at one resolution (and racing retrains them),
+    so resizing once per resolution, not once per trial, takes a resize off most trials. Budget: a
+    quarter of the GPU's memory, or 1 GiB of host memory on the CPU; the newest entry is always kept.
+    """
+
+    def __init__(self, data: ImageData, device: torch.device, budget_bytes: int | None = None):
+        self.data, self.device = data, device
+        if budget_bytes is None:
+            budget_bytes = (torch.cuda.get_device_properties(device).total_memory // 4 if device.type == "cuda"
+                            else 1 << 30)
+        self.budget_bytes = budget_bytes
+        self._entries: dict[int, DeviceSplits] = {}  # insertion order = least recently used first
+
+    def get(self, resolution: int) -> DeviceSplits:
+        splits = self._entries.pop(resolution, None)
+        if splits is None:
+            self._make_room()
+            splits = to_device(self.data, resolution, self.device)
+        self._entries[resolution] = splits
+        while len(self._entries) > 1 and sum(e.nbytes for e in self._entries.values()) > self.budget_bytes:
+            del self._entries[next(iter(self._entries))]
+        return splits
+
+    def _make_room(self) -> None:
+        """Drop the oldest entries while the newest would not fit beside them (a resize needs room)."""
+        per_entry = max((e.nbytes for e in self._entries.values()), default=0)
+        while self._entries and sum(e.nbytes for e in self._entries.values()) + per_entry > self.budget_bytes:
+            del self._entries[next(iter(self._entries))]
+
+    def __contains__(self, resolution: int) -> bool:
+        return resolution in self._entries
 
 
 def to_device(data: ImageData, resolution: int, device: torch.device) -> DeviceSplits:
@@ -270,10 +313,91 @@ def train_proxy(
         return TrainResult("oom", None, seconds=time.perf_counter() - start, reason=f"out of memory: {first_line}")
 
 
+class TrainingStep:
+    """One optimisation step as pure device work, run eagerly or captured once in a CUDA graph and replayed.
+
+    The batch lives in static buffers (`load`); the learning rate is read from a device table indexed by a
+    device step counter, so a replayed graph follows the schedule with no host work. `step_index` counts
+    the steps taken, eager or replayed.
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig, *, sample_shape: tuple, batch: int, total_steps: int,
+                 device: torch.device, channels_last: bool):
+        self.model, self.config, self.channels_last = model, config, channels_last
+        self.autocast_dtype = torch.bfloat16 if device.type == "cuda" else None  # fp32 on CPU: bf16 is slower there
+        self.lr_table = lr_schedule(total_steps, config.lr * batch / 128, config.warmup_fraction).to(device)
+        self.step_index = torch.zeros((), dtype=torch.int64, device=device)
+        self.lr = torch.zeros((), device=device)
+        if config.optimizer == "adamw":
+            self.optimizer = GraphSafeAdamW(model, self.lr, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = GraphSafeSGD(model, self.lr, config.momentum, config.weight_decay)
+        self.x = torch.empty((batch,) + tuple(sample_shape), dtype=torch.uint8, device=device)
+        self.y = torch.empty(batch, dtype=torch.int64, device=device)
+        self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+        self.pad = max(1, sample_shape[-1] // 16) if config.augment else 0  # crop jitter: 4 px at 64
+        self._last_step = torch.tensor(total_steps - 1, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def load(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x.copy_(x)
+        self.y.copy_(y)
+
+    def _step(self) -> None:
+        # index_select with a device index: no .item(), so no host sync and nothing that breaks capture.
+        self.lr.copy_(self.lr_table.index_select(0, torch.minimum(self.step_index, self._last_step).view(1))
+                      .squeeze(0))
+        self.step_index.add_(1)
+        x = augment_batch(self.x, self.pad) if self.config.augment else self.x
+        x = _normalise(x, self.channels_last)
+        dtype = self.autocast_dtype
+        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
+                            cache_enabled=False):
+            loss = F.cross_entropy(self.model(x), self.y, label_smoothing=self.config.label_smoothing)
+        loss.backward()
+        self.optimizer.step()
+        self.loss_sum.add_(loss.detach().float())
+
+    def run(self) -> None:
+        """One step on the loaded batch: the graph's replay once captured, eager otherwise."""
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.optimizer.zero_grad()
+            self._step()
+
+    def capture(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> bool:
+        """Train on `batches` eagerly on a side stream (warm-up), then capture one step in a CUDA graph.
+
+        Returns whether capture succeeded; a failure leaves the step eager, with one log line.
+        """
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for x, y in batches:
+                self.load(x, y)
+                self.run()
+        torch.cuda.current_stream().wait_stream(stream)
+        self.optimizer.zero_grad()  # gradients are then allocated inside the graph's private pool
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._step()
+        except Exception as exc:  # noqa: BLE001 - any capture failure falls back, the run goes on
+            if _is_oom(exc):
+                raise
+            log.warning("CUDA graph capture failed (%s); training this candidate eagerly",
+                        (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            torch.cuda.synchronize()
+            return False
+        # Capture records but does not run the step: the step counter did not move.
+        self.graph = graph
+        return True
+
+
 def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, start) -> TrainResult:
     device = splits.train_x.device
     on_cuda = device.type == "cuda"
-    autocast_dtype = torch.bfloat16 if on_cuda else None  # fp32 on CPU: bf16 there is slower, not faster
     n = len(splits.train_y)
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch  # drop the ragged last batch: static shapes for the graph
@@ -286,47 +410,25 @@ def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, sta
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
+    step = TrainingStep(model, config, sample_shape=tuple(splits.train_x.shape[1:]), batch=batch,
+                        total_steps=total_steps, device=device, channels_last=channels_last)
+    autocast_dtype = step.autocast_dtype
 
-    lr_table = lr_schedule(total_steps, config.lr * batch / 128, config.warmup_fraction).to(device)
-    step_index = torch.zeros((), dtype=torch.int64, device=device)
-    lr = torch.zeros((), device=device)
-    if config.optimizer == "adamw":
-        optimizer = GraphSafeAdamW(model, lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = GraphSafeSGD(model, lr, config.momentum, config.weight_decay)
-    static_x = torch.empty((batch,) + tuple(splits.train_x.shape[1:]), dtype=torch.uint8, device=device)
-    static_y = torch.empty(batch, dtype=torch.int64, device=device)
-    loss_sum = torch.zeros((), dtype=torch.float32, device=device)
-    pad = max(1, splits.train_x.shape[-1] // 16)  # crop jitter scales with resolution (4 px at 64)
+    def batch_at(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = order[i * batch:(i + 1) * batch]
+        return splits.train_x[idx], splits.train_y[idx]
 
-    last_step = torch.tensor(total_steps - 1, device=device)
-
-    def step() -> None:
-        # index_select with a device index: no .item(), so no host sync and nothing that breaks capture.
-        lr.copy_(lr_table.index_select(0, torch.minimum(step_index, last_step).view(1)).squeeze(0))
-        step_index.add_(1)
-        x = _normalise(augment_batch(static_x, pad), channels_last)
-        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None,
-                            cache_enabled=False):
-            loss = F.cross_entropy(model(x), static_y, label_smoothing=config.label_smoothing)
-        loss.backward()
-        optimizer.step()
-        loss_sum.add_(loss.detach().float())
-
-    def load_batch(idx: torch.Tensor) -> None:
-        static_x.copy_(splits.train_x[idx])
-        static_y.copy_(splits.train_y[idx])
-
-    graph = None
-    warmup_start = time.perf_counter()
     order = torch.randperm(n, device=device, generator=gen)
     done_steps = 0
     if on_cuda and config.cuda_graph:
-        graph, done_steps = _capture(step, load_batch, optimizer, order, batch, min(3, steps_per_epoch))
-    warmup_seconds = time.perf_counter() - warmup_start
+        done_steps = min(3, steps_per_epoch)  # the warm-up steps train: the epoch continues after them
+        step.capture([batch_at(i) for i in range(done_steps)])
+    if on_cuda:
+        torch.cuda.synchronize()
+    warmup_seconds = time.perf_counter() - start
 
-    result = TrainResult("ok", None, cuda_graph=graph is not None, warmup_seconds=warmup_seconds)
-    train_seconds = 0.0
+    result = TrainResult("ok", None, cuda_graph=step.graph is not None, warmup_seconds=warmup_seconds)
+    train_seconds = eval_seconds = 0.0
     images = 0
     nan_every = max(1, steps_per_epoch // config.max_nan_checks_per_epoch)
     for epoch in range(config.epochs):
@@ -335,29 +437,27 @@ def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, sta
         t0 = time.perf_counter()
         first = done_steps if epoch == 0 else 0
         for i in range(first, steps_per_epoch):
-            load_batch(order[i * batch:(i + 1) * batch])
-            if graph is not None:
-                graph.replay()
-            else:
-                optimizer.zero_grad()
-                step()
-            if (i + 1) % nan_every == 0 and not torch.isfinite(loss_sum):
+            step.load(*batch_at(i))
+            step.run()
+            if (i + 1) % nan_every == 0 and not torch.isfinite(step.loss_sum):
                 break
         if on_cuda:
             torch.cuda.synchronize()
         train_seconds += time.perf_counter() - t0
         images += (steps_per_epoch - first) * batch
-        mean_loss = loss_sum.item() / max(1, steps_per_epoch)
-        loss_sum.zero_()
+        mean_loss = step.loss_sum.item() / max(1, steps_per_epoch)
+        step.loss_sum.zero_()
         if not math.isfinite(mean_loss):
             result.status, result.reason = "diverged", f"loss became {mean_loss} in epoch {epoch + 1}"
             result.epochs = epoch + 1
             break
         if epoch + 1 < config.epochs and on_epoch is None and not config.eval_every_epoch:
             continue  # nobody reads this epoch's accuracy: save the BN re-estimate and the validation pass
+        t0 = time.perf_counter()
         recalibrate_batchnorm(model, splits.train_x, config.eval_batch_size, config.bn_recalibration_images,
                               channels_last, autocast_dtype)
         acc = evaluate(model, splits.val_x, splits.val_y, config.eval_batch_size, channels_last, autocast_dtype)
+        eval_seconds += time.perf_counter() - t0
         result.val_history.append(acc)
         result.accuracy, result.epochs = acc, epoch + 1
         log.debug("epoch %d loss %.4f val %.4f", epoch + 1, mean_loss, acc)
@@ -366,41 +466,14 @@ def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, sta
             break
 
     if result.status == "ok" and splits.test_x is not None:
+        t0 = time.perf_counter()
         result.test_accuracy = evaluate(model, splits.test_x, splits.test_y, config.eval_batch_size, channels_last,
                                         autocast_dtype)
-    result.train_seconds = train_seconds
+        eval_seconds += time.perf_counter() - t0
+    result.train_seconds, result.eval_seconds = train_seconds, eval_seconds
     result.images_per_second = images / train_seconds if train_seconds > 0 else 0.0
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _capture(step, load_batch, optimizer, order, batch, warmup_steps):
-    """Warm up on a side stream (real training steps), then capture one whole step in a CUDA graph.
-
-    Returns (graph or None, steps already trained). Capture failures fall back to eager with one log line.
-    """
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for i in range(warmup_steps):
-            load_batch(order[i * batch:(i + 1) * batch])
-            optimizer.zero_grad()
-            step()
-    torch.cuda.current_stream().wait_stream(stream)
-    optimizer.zero_grad()  # gradients are then allocated inside the graph's private pool
-    graph = torch.cuda.CUDAGraph()
-    try:
-        with torch.cuda.graph(graph):
-            step()
-    except Exception as exc:  # noqa: BLE001 - any capture failure falls back, the run goes on
-        if _is_oom(exc):
-            raise
-        log.warning("CUDA graph capture failed (%s); training this candidate eagerly", str(exc).splitlines()[0])
-        torch.cuda.synchronize()
-        return None, warmup_steps
-    # Capture records but does not run the step: the step counter did not move; the
-    # warm-up steps did train, so the epoch continues after them.
-    return graph, warmup_steps
 
 
 def build_and_train(
