@@ -56,7 +56,7 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
     from .families.user import probe_family
     from .train import build_and_train, to_device
 
-    data = load_data(plan.data, seed=seed, **plan.proxy.data_options())
+    data = load_data(plan.data, seed=seed, device=plan.device, **plan.proxy.data_options())
     probe_family(get_family(family), multipliers=[(plan.width_mult, plan.depth_mult)], resolution=plan.resolution,
                  num_classes=data.num_classes)
     cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,
@@ -83,7 +83,8 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
         "val_history": result.val_history, "num_classes": data.num_classes, "data": data.name,
         "data_fingerprint": data.fingerprint, "width_mult": plan.width_mult, "depth_mult": plan.depth_mult,
         "resolution": plan.resolution, "flops": cost.flops, "params": cost.params, "epochs": result.epochs,
-        "seconds": round(result.seconds, 3), "warmup_seconds": round(result.warmup_seconds, 3),
+        "seconds": round(result.seconds, 3), "train_seconds": round(result.train_seconds, 3),
+        "warmup_seconds": round(result.warmup_seconds, 3), "eval_seconds": round(result.eval_seconds, 3),
         "images_per_second": round(result.images_per_second, 1), "device": str(plan.device),
         "cuda_graph": result.cuda_graph, "reason": result.reason, "seed": seed,
         **({"threads": torch.get_num_threads()} if plan.device.type == "cpu" else {}),

@@ -191,8 +191,10 @@ def test_public_api_mirrors_the_cli():
 
 def test_sigterm_ends_a_command_like_ctrl_c(in_tmp):
     """`timeout` and `kill` send SIGTERM: exit 130 without a traceback, as for Ctrl-C (before: killed, -15)."""
+    # A cost cache of its own: with costs measured by earlier tests, the command would end before the signal.
     proc = subprocess.Popen([sys.executable, "-m", "scalesearch", "expand", "--phi", "0..7", "--preset",
-                             "efficientnet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "efficientnet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SCALESEARCH_CACHE": str(in_tmp / "empty-cache")})
     # Signal once the handler is in (Linux: caught signals in /proc); earlier, Python's default would kill it
     # while torch is still importing, which says nothing about scalesearch. Measuring B0-B7 takes ~15 s.
     deadline = time.time() + 60

@@ -7,7 +7,8 @@ gives a new entry. The value is one .npz of uint8 arrays, written atomically; a 
 starting together decode once (the others wait, then read the result).
 
 Location: $SCALESEARCH_CACHE, else $XDG_CACHE_HOME/scalesearch, else ~/.cache/scalesearch;
-SCALESEARCH_CACHE=off turns it off. Entries can be deleted at any time.
+SCALESEARCH_CACHE=off turns it off. Entries can be deleted at any time. The same directory keeps measured
+network costs (costs/, see scalesearch/cost.py).
 """
 
 from __future__ import annotations

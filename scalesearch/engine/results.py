@@ -22,7 +22,8 @@ from .queue import ItemStatus, item_statuses, params_of
 #: trials.csv columns, in order (the interface contract, plus effective coefficients and test accuracy).
 TRIAL_COLUMNS = ("trial", "state", "alpha", "beta", "gamma", "alpha_eff", "beta_eff", "gamma_eff", "depth_mult",
                  "width_mult", "resolution", "flops", "flops_ratio", "params", "accuracy", "accuracy_std", "seeds",
-                 "seed_accuracies", "test_accuracy", "seconds", "reason")
+                 "seed_accuracies", "test_accuracy", "seconds", "train_seconds", "warmup_seconds", "wall_seconds",
+                 "reason")
 
 _MEASURED = ("alpha_eff", "beta_eff", "gamma_eff", "depth_mult", "width_mult", "resolution", "flops",
              "flops_ratio", "params", "network")
@@ -73,9 +74,11 @@ class CandidateRecord(SeedSummary):
     network: str | None = None  # the architecture as built; candidates with equal strings are one experiment
     seed_accuracies: dict[int, float] = field(default_factory=dict)  # full precision, by seed index
     test_accuracies: dict[int, float] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # in the training call (build, warm-up, steps, evaluation), summed over seeds
+    train_seconds: float = 0.0  # in training steps only
+    warmup_seconds: float = 0.0  # before the first step (device transfer, CUDA-graph warm-up and capture)
+    wall_seconds: float = 0.0  # the trials' wall time in the study, start to end: overhead = this - train_seconds
     reason: str = ""
-
 
     @property
     def coefficients(self) -> dict:
@@ -161,7 +164,10 @@ def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[Frozen
     for status in sorted(items, key=lambda s: s.key[1]):
         seed, t = status.key[1], status.trial
         if t is not None:
-            rec.seconds += float(t.user_attrs.get("seconds") or 0.0)
+            for name in ("seconds", "train_seconds", "warmup_seconds"):
+                setattr(rec, name, getattr(rec, name) + float(t.user_attrs.get(name) or 0.0))
+            if t.datetime_start is not None and t.datetime_complete is not None:
+                rec.wall_seconds += (t.datetime_complete - t.datetime_start).total_seconds()
         if status.outcome == "complete":
             rec.seed_accuracies[seed] = float(t.value)
             if seed == 0 and "same_network_as" in t.user_attrs:

@@ -335,6 +335,23 @@ class Worker:
             break
 
 
+def _premeasure(cfg: SearchConfig, exp: Experiment, worker: Worker, log_line: Callable[[str], None]) -> None:
+    """On a GPU, budget-match the grid's open points on the host's spare cores before training starts.
+
+    On the CPU the cores train, so candidates are matched one at a time as their trials come (as before).
+    """
+    if cfg.mode != "grid" or getattr(getattr(exp, "device", None), "type", None) != "cuda" or cpu_cores() < 4:
+        return
+    statuses = queue.item_statuses(worker.study.get_trials(deepcopy=False))
+    todo = [coefficients_from_params(p, cfg.budget) for p in _grid_params(cfg)
+            if not (queue.item_key(p, 0) in statuses and statuses[queue.item_key(p, 0)].settled)]
+    started = time.monotonic()
+    processes = min(cpu_cores() - 1, 16)
+    if exp.premeasure(todo, processes=processes):
+        log_line(f"measured {len(todo)} grid point(s) in {time.monotonic() - started:.1f} s "
+                 f"({processes} processes)")
+
+
 def redacted_config(cfg: SearchConfig) -> dict:
     """The command line and config for best.json, with a storage password replaced by ***."""
     from .storage import _password
@@ -449,6 +466,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
              + (f" ({requeued} interrupted re-queued)" if requeued else ""))
     if on_progress is not None:
         on_progress(done, total)
+    _premeasure(cfg, exp, worker, log_line)
     if on_open is not None:
         started = on_open(cfg.out_dir)  # the pids of workers it started, if any: count them from now on
         if started:
