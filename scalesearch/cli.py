@@ -422,7 +422,8 @@ SKIP_BAD = typer.Option(False, "--skip-bad-images", help="Skip (and count) unrea
                                                         "stopping at the first one.")
 DATA = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz.")
 EPOCHS = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's).")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+DEVICE = typer.Option("auto", "--device", envvar="SCALESEARCH_DEVICE",
+                      help="auto, cpu or cuda (auto: cuda where a GPU is visible).")
 OUT = typer.Option(None, "--out", help="Run directory (default runs/<grid|search>-<budget>x); "
                                        "running the same command again resumes it.")
 STORAGE = typer.Option(None, "--storage", help="Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
@@ -612,7 +613,8 @@ def compare(
                                                               "indices, at least 3)."),
     data: Optional[str] = typer.Option(None, "--data", help="Without --from: as for grid (default synthetic)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Without --from: epochs per arm."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default: the run's)."),
+    device: Optional[str] = typer.Option(None, "--device", envvar="SCALESEARCH_DEVICE",
+                                         help="auto, cpu or cuda (default: the run's)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where compare.json/.csv/.png/.pdf go (default: the "
                                                            "run directory, or runs/compare-<budget>x)."),
     storage: Optional[str] = STORAGE,

@@ -9,6 +9,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 # In-process CLI runs stay one process (--jobs auto would start a peer per run); tests/test_jobs.py runs the
 # default --jobs in a subprocess without this.
 os.environ.setdefault("SCALESEARCH_JOBS", "1")
+# The suite tests the CPU path unless a test says otherwise: on a machine with a GPU, `--device auto` (the
+# default) would train the GPU preset, whose data and recipe the CPU tests do not describe. CUDA tests
+# (tests/test_cuda.py) pass device="cuda" themselves. Forced, not a default: a user's own setting must not
+# leak into the suite.
+os.environ["SCALESEARCH_DEVICE"] = "cpu"
 # Decoded-image cache of this test session, never the user's ~/.cache (subprocesses inherit it).
 os.environ.setdefault("SCALESEARCH_CACHE", tempfile.mkdtemp(prefix="scalesearch-test-cache-"))
 

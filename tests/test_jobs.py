@@ -187,7 +187,8 @@ def test_bad_worker_options_are_one_line_and_exit_2(cli, tmp_path, tiny_npz, arg
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_devices_without_cuda_is_refused_before_any_work(cli, tmp_path, tiny_npz, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the command sets it in this process: undone after the test
-    code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", tmp_path / "o", "--devices", "0,1")
+    code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", tmp_path / "o", "--devices", "0,1",
+                       "--device", "auto")
     assert code == 2 and "no CUDA device is available" in err and "Traceback" not in err
 
 
