@@ -30,6 +30,8 @@ done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 PY=${PYTHON:-python3}
+# This checkout's package, installed or not (a GPU machine may only have its dependencies as wheels).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 SCALESEARCH=("$PY" -m scalesearch)
 export SCALESEARCH_JOBS=1  # one worker per GPU unless a step says otherwise (concurrent measures more)
 unset SCALESEARCH_DEVICE

@@ -34,9 +34,10 @@ def last_json(path: Path) -> dict | None:
     if not path.exists():
         return None
     text = path.read_text()
+    decoder = json.JSONDecoder()
     for start in [m.start() for m in re.finditer(r"^\{", text, re.M)][::-1]:
         try:
-            return json.loads(text[start:text.index("\n}", start) + 2])
+            return decoder.raw_decode(text[start:])[0]
         except ValueError:
             continue
     return None
