@@ -48,6 +48,17 @@ def _trains_network(t, network: str, seed_index: int) -> bool:
             and "same_network_as" not in t.user_attrs)
 
 
+def _measuring_process() -> None:
+    """A budget-matching process: one thread (the pool fills the cores), and Ctrl-C is the parent's to handle
+    (the parent stops the pool; a child's KeyboardInterrupt would print a traceback on the user's console)."""
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
 class CandidateFailed(Exception):
     """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
 
@@ -133,7 +144,8 @@ class Experiment:
         todo = [c for c in coefficients if (c.alpha, c.beta, c.gamma) not in self._candidates]
         if processes < 2 or len(todo) < 2:
             return 0
-        pool = ProcessPoolExecutor(min(processes, len(todo)), mp_context=get_context("spawn"))
+        pool = ProcessPoolExecutor(min(processes, len(todo)), mp_context=get_context("spawn"),
+                                   initializer=_measuring_process)
         try:
             with interruptible():
                 futures = [pool.submit(build_matched, **self._matching(c)) for c in todo]

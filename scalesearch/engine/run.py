@@ -340,7 +340,10 @@ def _premeasure(cfg: SearchConfig, exp: Experiment, worker: Worker, log_line: Ca
 
     On the CPU the cores train, so candidates are matched one at a time as their trials come (as before).
     """
-    if cfg.mode != "grid" or getattr(getattr(exp, "device", None), "type", None) != "cuda" or cpu_cores() < 4:
+    from .peers import is_peer
+
+    if cfg.mode != "grid" or getattr(getattr(exp, "device", None), "type", None) != "cuda" or cpu_cores() < 4 \
+            or is_peer():  # a --jobs peer starts after the first worker matched everything (read from the cache)
         return
     statuses = queue.item_statuses(worker.study.get_trials(deepcopy=False))
     todo = [coefficients_from_params(p, cfg.budget) for p in _grid_params(cfg)
