@@ -101,8 +101,8 @@ def measure_cost(
     """Cost of one configuration, cached per process (search and expand re-ask often).
 
     Where the family states what its multipliers build, the cache is keyed by that network: rounding
-    maps many (width, depth) pairs onto one network, and a grid asks for each of them (measured: the
-    default CPU grid's 36 points build 10 networks, and budget matching traces each several times).
+    maps many (width, depth) pairs onto one network, and a grid asks for each of them (a grid's points
+    collapse onto a few networks, and budget matching traces each several times).
     Every key starts with the family's identity (its name, and a user family's source hash), so two
     families, or two versions of one user file, never share an entry.
     """
@@ -180,8 +180,8 @@ def _measure_cost(
     if spec.is_user:
         return _measure_user_cost(spec, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
                                   num_classes=num_classes)
-    # Built on the meta device: shapes only, so no time goes into random weight init
-    # (0.8 s for B7). Dropout and stochastic depth do not change the cost.
+    # Built on the meta device: shapes only, so no time goes into random weight init.
+    # Dropout and stochastic depth do not change the cost.
     with torch.device("meta"):
         model = spec.build(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes).eval()
     # fvcore needs real tensors; zeros (not uninitialised memory) keep the arithmetic free of NaN/denormals.

@@ -2,7 +2,7 @@
 
 The base resolution is chosen with the measured-FLOP check in mind: stride-2
 layers floor odd sizes, so FLOPs move in steps with resolution and only some
-bases let the 2x grid land inside the ±10% tolerance (see benchmarks/RESULTS.md).
+bases let the 2x grid land inside the ±10% tolerance.
 """
 
 from __future__ import annotations
@@ -46,15 +46,12 @@ class ProxyPreset:
         return replace(self, train=replace(self.train, **overrides)) if overrides else self
 
 
-#: Two CPU cores. AdamW, not SGD: measured here, SGD with Nesterov momentum barely moved this
-#: width-0.25 network in the ~100-200 steps a CPU budget allows; AdamW learns in them. Batch 64: on
-#: the default data batch 32 learned most per image but AdamW's per-step overhead made it slow, batch
-#: 128 left too few steps (benchmarks/RESULTS.md, "CPU proxy recipe"). Three seeds at most while
-#: racing: a fourth did not fit the 10-minute grid. 42 px, not 40: at 40 px four points of the default
-#: 2x grid (alpha 1.35-1.4, beta 1.0-1.05) had no resolution within 2x ±10% (the last stages step from
-#: 4x4 to 3x3 between 49 and 48 px), 32/36 = 89% trained; at 42 px 33/36 = 92% (benchmarks/RESULTS.md).
-#: No weight decay, label smoothing or dropout: ~190 steps leave every proxy underfitting, so regularisers
-#: only slow it down (letter images: φ = 0 0.44 -> 0.63 over 3 seeds; RESULTS, "CPU proxy without regularisers").
+#: Two CPU cores, a grid within 10 minutes, so a proxy gets only a few hundred training steps.
+#: AdamW, not SGD: SGD with Nesterov momentum barely moves a width-0.25 network in so few steps.
+#: Batch 64: batch 128 leaves too few steps, batch 32 spends too long on per-step overhead.
+#: 42 px, not 40: at 40 px more of the default 2x grid has no resolution within 2x ±10%.
+#: No weight decay, label smoothing or dropout: every proxy still underfits, so regularisers only slow it.
+#: Three seeds at most while racing: a fourth does not fit the 10-minute grid.
 CPU_PROXY = ProxyPreset(
     name="cpu", width_mult=0.25, depth_mult=0.5, resolution=42, image_size=64,
     synthetic_sizes=(3000, 1000, 1000), synthetic_image_size=80, synthetic_base_resolution=42,
@@ -63,11 +60,10 @@ CPU_PROXY = ProxyPreset(
     seed_cap=3,
 )
 
-#: One GPU: full-width B0 at 72 px (34 of the default 2x grid's 36 points budget-match, 15 networks), batch 512
-#: in one CUDA graph per step. The embedded data's cues are sized for the 72 px base as the CPU preset's are for
-#: its 42 px, so φ = 0 cannot read every image and the grid ranks; the earlier data, sized for the stored
-#: 112 px, put every candidate at 1.000. 24,000 images for 6 epochs keep a 2x candidate near 10 s of training,
-#: so the 2x grid with racing fits in minutes; three seeds at most while racing, as on the CPU.
+#: One GPU: full-width B0 at 72 px (a base at which nearly all of the default 2x grid budget-matches), batch 512
+#: in one CUDA graph per step.
+#: Cues sized for the 72 px base, as the CPU preset's are for 42 px: φ = 0 must not read every image, or nothing ranks.
+#: 24,000 images for 6 epochs: a 2x candidate trains in seconds, so the 2x grid with racing fits in minutes.
 GPU_PROXY = ProxyPreset(
     name="gpu", width_mult=1.0, depth_mult=1.0, resolution=72, image_size=112,
     synthetic_sizes=(24000, 4000, 4000), synthetic_image_size=138, synthetic_base_resolution=72,

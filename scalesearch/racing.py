@@ -18,12 +18,9 @@ race that ends with one contender always ends with a paired test behind it.
 At most `max_contenders` (3) race in a round: the best by mean of those not
 clearly behind; the others are left at their seeds (`set_aside`) and rejoin if
 the means reorder (so a race can still take more than 3·(cap - 1) extra
-trainings: 6-12 in simulated races of 9 tied candidates, 12-18 unbounded). Without
-the bound, a grid whose candidates sit near the data's ceiling within seed noise
-of each other sends most of them to extra seeds: measured on the default data
-(`--seed 1`, 2 cores), 6 contenders raced and the grid took 640 s; with the
-bound 549 s, the same winner and the same verdict (benchmarks/RESULTS.md). Seeds spent on the 4th-best do
-not change which candidate leads or whether it is separated from the 2nd.
+trainings). Why the bound: when many candidates sit within seed noise of each
+other, seeds spent on the 4th-best change neither which candidate leads nor
+whether it is separated from the 2nd.
 """
 
 from __future__ import annotations

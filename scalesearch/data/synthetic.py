@@ -18,8 +18,8 @@ Cue lengths follow the proxy's base resolution, not the drawing size: the φ = 0
 periods in its own pixels on every device (the CPU preset's 42 px and the GPU preset's 72 px alike), so the
 cues that limit it sit at the same distance from its Nyquist limit and neither preset starts saturated.
 Drawing at about 1.9x the base keeps the finest grating at 2 px or more, so it cannot alias into a coarser
-one before the trainer resizes it. The data can be drawn on the training device (a GPU makes tens of
-thousands of images in well under a second; the CPU takes minutes).
+one before the trainer resizes it. The data can be drawn on the training device, so a GPU run does not wait
+for the host to draw it.
 """
 
 from __future__ import annotations
@@ -83,8 +83,7 @@ def _chunk(labels: torch.Tensor, yy: torch.Tensor, xx: torch.Tensor, scale: floa
         return torch.sin(2 * math.pi * coord / p + _uniform(g, n, 0, 2 * math.pi))
 
     fine = wave(torch.where(fine_vertical, xx, yy), _FINE_PERIOD)
-    # Square waves with a higher floor on amplitude: learned on every seed tried, where faint sine waves were a
-    # lottery next to the grating (benchmarks/RESULTS.md).
+    # Square waves with a floor on amplitude, not faint sines: every seed learns them, so seed luck does not rank.
     horizontal, vertical = torch.sign(wave(yy, _COARSE_PERIOD)), torch.sign(wave(xx, _COARSE_PERIOD))
     pattern = torch.where(coarse == 0, horizontal, torch.where(coarse == 1, vertical, horizontal * vertical))
     def rand(*shape: int) -> torch.Tensor:
