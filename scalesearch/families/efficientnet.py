@@ -8,7 +8,7 @@ parameters with 1000 classes); the module is written from the paper's table.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -42,6 +42,29 @@ B0_STAGES = (
 )
 STEM_CHANNELS = 32
 HEAD_FACTOR = 4  # head width = 4 x last stage width (1280 for B0)
+
+
+@dataclass(frozen=True)
+class EfficientNetConfig:
+    """One network of the family in whole channels and blocks: what the model is built from, and its shape."""
+
+    stem: int
+    stages: tuple[StageSpec, ...]  # the table's rows with channels and repeats rounded
+    head: int
+
+    @property
+    def shape(self) -> BuiltShape:
+        return BuiltShape.of_stages(self.stem, ((s.out_channels, s.repeats) for s in self.stages), self.head)
+
+
+def efficientnet_config(width_mult: float = 1.0, depth_mult: float = 1.0,
+                        stages: tuple[StageSpec, ...] = B0_STAGES) -> EfficientNetConfig:
+    """The stage table at these multipliers, rounded once (torchvision's adjusted MBConv settings)."""
+    rounded = tuple(replace(s, in_channels=round_channels(s.in_channels, width_mult),
+                            out_channels=round_channels(s.out_channels, width_mult),
+                            repeats=round_repeats(s.repeats, depth_mult)) for s in stages)
+    return EfficientNetConfig(stem=round_channels(STEM_CHANNELS, width_mult), stages=rounded,
+                              head=HEAD_FACTOR * rounded[-1].out_channels)
 
 
 class ConvBNAct(nn.Sequential):
@@ -122,24 +145,19 @@ def _init_linear(m: nn.Linear) -> None:
 class EfficientNet(nn.Module):
     def __init__(
         self,
-        width_mult: float = 1.0,
-        depth_mult: float = 1.0,
+        config: EfficientNetConfig,
         num_classes: int = 1000,
         dropout: float = 0.2,
         stochastic_depth: float = 0.2,
-        stages: tuple[StageSpec, ...] = B0_STAGES,
     ):
         super().__init__()
-        stem = round_channels(STEM_CHANNELS, width_mult)
-        layers: list[nn.Module] = [ConvBNAct(3, stem, 3, stride=2)]
+        layers: list[nn.Module] = [ConvBNAct(3, config.stem, 3, stride=2)]
 
-        repeats = [round_repeats(s.repeats, depth_mult) for s in stages]
-        total_blocks, block_index = sum(repeats), 0
-        for stage, n in zip(stages, repeats):
-            cin = round_channels(stage.in_channels, width_mult)
-            cout = round_channels(stage.out_channels, width_mult)
+        total_blocks, block_index = sum(stage.repeats for stage in config.stages), 0
+        for stage in config.stages:
+            cin, cout = stage.in_channels, stage.out_channels
             blocks = []
-            for i in range(n):
+            for i in range(stage.repeats):
                 # Deeper blocks are dropped more often: rate grows linearly with block index.
                 drop = stochastic_depth * block_index / total_blocks
                 blocks.append(
@@ -149,9 +167,8 @@ class EfficientNet(nn.Module):
                 block_index += 1
             layers.append(nn.Sequential(*blocks))
 
-        last = round_channels(stages[-1].out_channels, width_mult)
-        head = HEAD_FACTOR * last
-        layers.append(ConvBNAct(last, head, 1))
+        head = config.head
+        layers.append(ConvBNAct(config.stages[-1].out_channels, head, 1))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(head, num_classes))
@@ -170,16 +187,12 @@ def build_efficientnet(
     dropout: float = 0.2,
     stochastic_depth: float = 0.2,
 ) -> EfficientNet:
-    return EfficientNet(width_mult, depth_mult, num_classes, dropout, stochastic_depth)
+    return EfficientNet(efficientnet_config(width_mult, depth_mult), num_classes, dropout, stochastic_depth)
 
 
 def efficientnet_shape(*, width_mult: float, depth_mult: float, stages: tuple[StageSpec, ...] = B0_STAGES) -> BuiltShape:
-    """Blocks and widths (stem, each stage, head) that EfficientNet(width_mult, depth_mult) builds."""
-    last = round_channels(stages[-1].out_channels, width_mult)
-    widths = (round_channels(STEM_CHANNELS, width_mult),
-              *(round_channels(s.out_channels, width_mult) for s in stages), HEAD_FACTOR * last)
-    repeats = tuple(round_repeats(s.repeats, depth_mult) for s in stages)
-    return BuiltShape(sum(repeats), widths, repeats)
+    """Blocks and widths (stem, each stage, head) that build_efficientnet(width_mult, depth_mult) builds."""
+    return efficientnet_config(width_mult, depth_mult, stages).shape
 
 
 def efficientnet_dropout(phi: float) -> float:

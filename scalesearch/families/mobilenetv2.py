@@ -8,7 +8,7 @@ with 1000 classes). Written from the paper's table 2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -46,6 +46,27 @@ def last_channels(width_mult: float) -> int:
     return round_channels(LAST_CHANNELS, max(1.0, width_mult))
 
 
+@dataclass(frozen=True)
+class MobileNetV2Config:
+    """One network of the family in whole channels and blocks: what the model is built from, and its shape."""
+
+    stem: int
+    stages: tuple[StageSpec, ...]  # table 2's rows with channels and repeats rounded
+    head: int  # the last 1x1 conv
+
+    @property
+    def shape(self) -> BuiltShape:
+        return BuiltShape.of_stages(self.stem, ((s.channels, s.repeats) for s in self.stages), self.head)
+
+
+def mobilenetv2_config(width_mult: float = 1.0, depth_mult: float = 1.0) -> MobileNetV2Config:
+    """Table 2 at these multipliers, rounded once (torchvision's adjusted inverted-residual settings)."""
+    stages = tuple(replace(s, channels=round_channels(s.channels, width_mult),
+                           repeats=round_repeats(s.repeats, depth_mult)) for s in STAGES)
+    return MobileNetV2Config(stem=round_channels(STEM_CHANNELS, width_mult), stages=stages,
+                             head=last_channels(width_mult))
+
+
 class ConvBNReLU6(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
         super().__init__(nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False),
@@ -80,17 +101,15 @@ def _init_linear(m: nn.Linear) -> None:
 
 
 class MobileNetV2(nn.Module):
-    def __init__(self, *, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000,
-                 dropout: float = 0.2):
+    def __init__(self, config: MobileNetV2Config, *, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
-        cin = round_channels(STEM_CHANNELS, width_mult)
+        cin = config.stem
         layers: list[nn.Module] = [ConvBNReLU6(3, cin, 3, 2)]
-        for stage in STAGES:
-            cout = round_channels(stage.channels, width_mult)
-            for i in range(round_repeats(stage.repeats, depth_mult)):
-                layers.append(InvertedResidual(cin, cout, stage.stride if i == 0 else 1, stage.expand_ratio))
-                cin = cout
-        head = last_channels(width_mult)
+        for stage in config.stages:
+            for i in range(stage.repeats):
+                layers.append(InvertedResidual(cin, stage.channels, stage.stride if i == 0 else 1, stage.expand_ratio))
+                cin = stage.channels
+        head = config.head
         layers.append(ConvBNReLU6(cin, head, 1))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -104,15 +123,12 @@ class MobileNetV2(nn.Module):
 def build_mobilenetv2(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000,
                       dropout: float = 0.2, stochastic_depth: float = 0.0) -> MobileNetV2:
     # stochastic_depth: accepted for a uniform builder call; the published MobileNetV2 has none.
-    return MobileNetV2(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes, dropout=dropout)
+    return MobileNetV2(mobilenetv2_config(width_mult, depth_mult), num_classes=num_classes, dropout=dropout)
 
 
 def mobilenetv2_shape(*, width_mult: float, depth_mult: float) -> BuiltShape:
-    """Blocks and widths (stem, each stage, last conv) that MobileNetV2(width_mult, depth_mult) builds."""
-    widths = (round_channels(STEM_CHANNELS, width_mult),
-              *(round_channels(s.channels, width_mult) for s in STAGES), last_channels(width_mult))
-    repeats = tuple(round_repeats(s.repeats, depth_mult) for s in STAGES)
-    return BuiltShape(sum(repeats), widths, repeats)
+    """Blocks and widths (stem, each stage, last conv) that build_mobilenetv2(width_mult, depth_mult) builds."""
+    return mobilenetv2_config(width_mult, depth_mult).shape
 
 
 #: The published width multipliers at 224 px; φ orders them with 1.0 at φ = 0.

@@ -82,21 +82,51 @@ class Bottleneck(BasicBlock):
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
+@dataclass(frozen=True)
+class ResNetStage:
+    """One stage in whole channels and blocks: `planes` wide inside, `out_channels` (planes x expansion) out."""
+
+    planes: int
+    out_channels: int
+    repeats: int
+    stride: int  # of the stage's first block
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """One network of a ResNet family in whole channels and blocks: what the model is built from, and its shape."""
+
+    block: str  # "basic" or "bottleneck"
+    stem: int
+    stages: tuple[ResNetStage, ...]
+
+    @property
+    def shape(self) -> BuiltShape:
+        return BuiltShape.of_stages(self.stem, ((s.out_channels, s.repeats) for s in self.stages))
+
+
+def resnet_config(layout: ResNetLayout, width_mult: float = 1.0, depth_mult: float = 1.0) -> ResNetConfig:
+    """The layout at these multipliers, rounded once; every stage but the first halves the map."""
+    expansion = BLOCKS[layout.block].expansion
+    stages = []
+    for i, (planes, repeats) in enumerate(zip(STAGE_PLANES, layout.layers)):
+        planes = round_channels(planes, width_mult)
+        stages.append(ResNetStage(planes, planes * expansion, round_repeats(repeats, depth_mult), 2 if i > 0 else 1))
+    return ResNetConfig(layout.block, round_channels(STEM_CHANNELS, width_mult), tuple(stages))
+
+
 class ResNet(nn.Module):
-    def __init__(self, layout: ResNetLayout, *, width_mult: float = 1.0, depth_mult: float = 1.0,
-                 num_classes: int = 1000, dropout: float = 0.0):
+    def __init__(self, config: ResNetConfig, *, num_classes: int = 1000, dropout: float = 0.0):
         super().__init__()
-        block = BLOCKS[layout.block]
-        stem = round_channels(STEM_CHANNELS, width_mult)
+        block = BLOCKS[config.block]
         # Stem: 7x7 stride 2 and a 3x3 max-pool: /4 before the first stage.
-        self.stem = nn.Sequential(*conv_bn(3, stem, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
-        stages, cin = [], stem
-        for i, (planes, repeats) in enumerate(zip(STAGE_PLANES, layout.layers)):
-            planes = round_channels(planes, width_mult)
+        self.stem = nn.Sequential(*conv_bn(3, config.stem, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        stages, cin = [], config.stem
+        for stage in config.stages:
             blocks = []
-            for j in range(round_repeats(repeats, depth_mult)):
-                blocks.append(block(cin, planes, 2 if i > 0 and j == 0 else 1))
-                cin = planes * block.expansion
+            for j in range(stage.repeats):
+                blocks.append(block(cin, stage.planes, stage.stride if j == 0 else 1))
+                cin = stage.out_channels
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -109,12 +139,8 @@ class ResNet(nn.Module):
 
 
 def resnet_shape(layout: ResNetLayout, *, width_mult: float, depth_mult: float) -> BuiltShape:
-    """Blocks and widths (stem, each stage's output) that ResNet(layout, width_mult, depth_mult) builds."""
-    expansion = BLOCKS[layout.block].expansion
-    widths = (round_channels(STEM_CHANNELS, width_mult),
-              *(round_channels(p, width_mult) * expansion for p in STAGE_PLANES))
-    repeats = tuple(round_repeats(n, depth_mult) for n in layout.layers)
-    return BuiltShape(sum(repeats), widths, repeats)
+    """Blocks and widths (stem, each stage's output) that a ResNet of `layout` builds at these multipliers."""
+    return resnet_config(layout, width_mult, depth_mult).shape
 
 
 def no_dropout(phi: float) -> float:
@@ -140,8 +166,7 @@ def _register(name: str, layout: ResNetLayout) -> None:
     def build(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000, dropout: float = 0.0,
               stochastic_depth: float = 0.0) -> ResNet:
         # stochastic_depth: accepted for a uniform builder call; the published ResNet has none.
-        return ResNet(layout, width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes,
-                      dropout=dropout)
+        return ResNet(resnet_config(layout, width_mult, depth_mult), num_classes=num_classes, dropout=dropout)
 
     def shape(*, width_mult: float, depth_mult: float) -> BuiltShape:
         return resnet_shape(layout, width_mult=width_mult, depth_mult=depth_mult)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .registry import FamilySpec, ProxyDims
+from .spec import FamilySpec, ProxyDims
 
 OPTIONAL_KEYWORDS = ("dropout", "stochastic_depth")
 DEFAULT_CPU_PROXY = ProxyDims(width_mult=1.0, depth_mult=1.0, resolution=32)
