@@ -32,10 +32,10 @@ def run_search(
     worker_index: int = 0,
     on_open: Callable[[Path], None] | None = None,
 ) -> RunResult:
-    """Validate `config`, prepare data and proxy, and run (or resume) its study to the end.
+    """Validate `config`, prepare data and proxy, and run (or resume) its study to the end, in this process.
 
-    `on_open(out_dir)` runs once the study is open and queued, before training (the CLI's `--jobs` starts its
-    extra worker processes there)."""
+    `on_open(out_dir)` runs once the study is open and queued, before training (where `jobs` starts the
+    extra worker processes)."""
     from .engine.objective import Experiment
     from .engine.run import run_study
     from .engine.storage import open_storage
@@ -49,45 +49,81 @@ def run_search(
                      on_open=on_open)
 
 
+def _with_workers(function: str, kwargs: dict, run: Callable, *, device: str | None, threads: int | None,
+                  callbacks: dict) -> RunResult:
+    """Run `run(on_open)` with the worker processes `jobs`/`devices` in `kwargs` ask for; each is this very call
+    (`function(**kwargs)`) in a process of its own."""
+    from .engine.workers import run_with_peers
+
+    jobs, devices, per_device = kwargs["jobs"], kwargs["devices"], kwargs["jobs_per_device"]
+    say = callbacks.get("log_line") or log.info
+    call = {"function": function, "kwargs": {**kwargs, "command_line": callbacks.get("command_line", "")}}
+    return run_with_peers(run, call=call, jobs=jobs, devices=devices, jobs_per_device=per_device, device=device,
+                          threads=threads, say=say)
+
+
+_RUN_CALLBACKS = ("on_trial", "on_progress", "log_line")
+
+
 def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, seeds: int | str = "auto",
          data: str = "synthetic", epochs: int | None = None, device: str = "auto", out: str | Path | None = None,
          storage: str | None = None, study: str | None = None, seed: int = 0, family: str = "efficientnet",
-         alpha: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, **callbacks) -> RunResult:
-    """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained."""
+         alpha: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
+         devices: list[int] | None = None, jobs_per_device: int = 1, **callbacks) -> RunResult:
+    """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained.
+
+    `jobs` (or `devices` with `jobs_per_device`) runs that many worker processes of the study on this machine,
+    started once the study is open; Ctrl-C or SIGTERM stops them all and the files are written."""
+    kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     cfg = SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=str(data),
                        epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
                        study=study, seed=seed, family=family, alpha=alpha, skip_bad_images=skip_bad_images,
-                       threads=threads, command_line=callbacks.pop("command_line", ""))
-    return run_search(cfg, **callbacks)
+                       threads=threads, command_line=callbacks.get("command_line", ""))
+    return _with_workers("grid", kwargs, lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
+                         device=device, threads=threads, callbacks=callbacks)
 
 
 def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", pruner: str = "none",
            tolerance: float = 0.1, seeds: int | str = "auto", data: str = "synthetic", epochs: int | None = None,
            device: str = "auto", out: str | Path | None = None, storage: str | None = None, study: str | None = None,
            seed: int = 0, family: str = "efficientnet", alpha: float = 0.05, skip_bad_images: bool = False,
-           threads: int | None = None, **callbacks) -> RunResult:
-    """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget."""
+           threads: int | None = None, jobs: int | str = 1, devices: list[int] | None = None,
+           jobs_per_device: int = 1, **callbacks) -> RunResult:
+    """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget (`jobs` as for `grid`)."""
+    kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     cfg = SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                        tolerance=tolerance, seeds=seeds, data=str(data), epochs=epochs, device=device,
                        out=Path(out) if out is not None else None, storage=storage, study=study, seed=seed,
                        family=family, alpha=alpha, skip_bad_images=skip_bad_images, threads=threads,
-                       command_line=callbacks.pop("command_line", ""))
-    return run_search(cfg, **callbacks)
+                       command_line=callbacks.get("command_line", ""))
+    return _with_workers("search", kwargs,
+                         lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
+                         device=device, threads=threads, callbacks=callbacks)
+
+
+def _run_callbacks(callbacks: dict) -> dict:
+    unknown = set(callbacks) - set(_RUN_CALLBACKS) - {"command_line"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in callbacks.items() if k in _RUN_CALLBACKS}
 
 
 def compare(*, from_run: str | Path | None = None, budget: float | None = None, phi: float = 1.0,
             seeds: int | None = None, data: str | None = None, epochs: int | None = None, device: str | None = None,
             out: str | Path | None = None, storage: str | None = None, seed: int | None = None,
             family: str | None = None, tolerance: float | None = None, alpha: float = 0.05,
-            skip_bad_images: bool = False, threads: int | None = None, **callbacks) -> RunResult:
+            skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
+            devices: list[int] | None = None, jobs_per_device: int = 1, **callbacks) -> RunResult:
     """`scalesearch compare`: compound scaling against depth-, width- and resolution-only at one measured budget.
 
     With `from_run`, the compound arm is that run's winner and everything that decides what a trial
     measures (budget, tolerance, data, epochs, family, seed) is the run's; its study storage holds the
     comparison too. Without it, the paper's coefficients moved onto `budget` (default 2) are compared.
+    `jobs` as for `grid`.
     """
-    from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, CompareWorker, paper_compound,
-                                 read_run, setup_from_run)
+    kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
+    from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, paper_compound, read_run,
+                                 setup_from_run)
     from .engine.run import run_study
 
     if not (phi > 0):
@@ -95,7 +131,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
     suffix = "" if phi == 1 else f"-phi{phi:g}"
-    command_line = callbacks.pop("command_line", "")
+    command_line = callbacks.get("command_line", "")
     if from_run is not None:
         fixed = {"--budget": budget, "--data": data, "--epochs": epochs, "--seed": seed, "--family": family,
                  "--tolerance": tolerance}
@@ -127,10 +163,15 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            seed=0 if seed is None else seed, family=family or "efficientnet", alpha=alpha,
                            skip_bad_images=skip_bad_images, threads=threads, command_line=command_line)
     cfg = cfg.validated()
-    exp = CompareExperiment.prepare_compare(cfg, setup)
-    # RunResult.best is compare.json's payload; records are the arms.
-    return run_study(cfg, exp, worker_cls=CompareWorker, outputs_cls=CompareOutputs,
-                     log_line=callbacks.pop("log_line", None) or log.info, **callbacks)
+    run_callbacks = _run_callbacks(callbacks)
+
+    def run(on_open):
+        exp = CompareExperiment.prepare_compare(cfg, setup)
+        # RunResult.best is compare.json's payload; records are the arms.
+        return run_study(cfg, exp, outputs_cls=CompareOutputs, on_open=on_open,
+                         log_line=run_callbacks.pop("log_line", None) or log.info, **run_callbacks)
+
+    return _with_workers("compare", kwargs, run, device=cfg.device, threads=cfg.threads, callbacks=callbacks)
 
 
 def default_phis(preset: str | None) -> list[int]:

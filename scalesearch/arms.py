@@ -11,8 +11,7 @@ Depth moves FLOPs in coarse steps (one more block at an early stage can add a th
 so pure depth or width scaling can miss the tolerance. Then, and only then, the arm keeps its scaled
 multiplier and the resolution is trimmed in 1-pixel steps until the measured FLOPs land inside it (the
 first size inside, not the one closest to the target: the arm should depart from its definition as
-little as it can; the CPU proxy's depth-only arm at 2x is trimmed 42 -> 40 px, where matching to the
-target took it to 33 px and hid the data's fine cue from it); the arm says so in `note`, and
+little as it can, and trimming further hid the data's fine cue from it); the arm says so in `note`, and
 `within_tolerance` says whether it landed inside budget^φ·(1 ± tolerance).
 """
 

@@ -354,13 +354,11 @@ def _trial_line(head: str, info: dict, *fields: str) -> str:
     return f"trial {info['trial']:>3} {head} " + " ".join(p for p in parts if p)
 
 
-def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] = None, jobs_per_device: int = 1) -> None:
-    """Shared body of `grid` and `search`: run with a live view, then summarise."""
+def _run_search(mode: str, **options) -> None:
+    """Shared body of `grid` and `search`: the API call with a live view, then a summary."""
+    from . import api
 
-    from .api import run_search
-
-    cfg = cfg.validated()
-    console, say, stop_bar, on_progress = _live_view(f"{cfg.mode} {cfg.budget_label}")
+    console, say, stop_bar, on_progress = _live_view(f"{mode} {options['budget']:g}x")
 
     def on_trial(info: dict) -> None:
         alpha, beta, gamma = (info.get(k) for k in ("alpha", "beta", "gamma"))
@@ -369,23 +367,20 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
         ratio = f"flops x{info['flops_ratio']:.2f}" if info.get("flops_ratio") is not None else ""
         say(_trial_line(f"{info['state']:<9}", info, coeffs, built, ratio))
 
-    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=cfg.device,
-                    threads=cfg.threads)
     try:
-        result = run_search(cfg, on_trial=on_trial, log_line=say, on_progress=on_progress, on_open=workers.on_open)
-        stop_bar()
-        workers.finished()  # a Ctrl-C while the peers wind down stops them too (they run in their own session)
+        result = getattr(api, mode)(**options, on_trial=on_trial, log_line=say, on_progress=on_progress,
+                                    command_line=_command_line())
     except KeyboardInterrupt:
         stop_bar()
-        workers.interrupted()
-        console.print(f"Interrupted. Finished trials are saved in {cfg.out_dir}/; run the same command to resume.")
+        out = options["out"] or f"runs/{mode}-{options['budget']:g}x"
+        console.print(f"Interrupted. Finished trials are saved in {out}/; run the same command to resume.")
         raise typer.Exit(130)
     finally:
         stop_bar()
-    best = result.best
+    best, out_dir = result.best, result.out_dir
     if best is None:
         console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
-                      f"see {cfg.out_dir}/trials.csv.")
+                      f"see {out_dir}/trials.csv.")
         raise typer.Exit(1)
     eff = (f" (effective α={best['alpha_eff']:.3f} β={best['beta_eff']:.3f} γ={best['gamma_eff']:.3f}, "
            f"{best['resolution']}px)" if best.get("alpha_eff") is not None else "")
@@ -394,7 +389,7 @@ def _run_search(cfg, *, jobs: int | str = "auto", devices: Optional[list[int]] =
                   f"ratio {best['measured_flops_ratio']:.3f}, val accuracy {best['accuracy']:.4f}{std} over "
                   f"{best['seeds']} seed(s)")
     console.print(f"Verdict: {best['verdict']['text']}")
-    console.print(f"Wrote {cfg.out_dir}/trials.csv and {cfg.out_dir}/best.json. Next: scalesearch expand --phi 1..7")
+    console.print(f"Wrote {out_dir}/trials.csv and {out_dir}/best.json. Next: scalesearch expand --phi 1..7")
     if not result.complete:
         console.print("The study is not complete: some candidates are unsettled; run the same command to finish.")
         raise typer.Exit(1)
@@ -475,87 +470,6 @@ JOBS_PER_DEVICE = typer.Option(1, "--jobs-per-device", callback=_count_option,
                                     "two per GPU can add throughput).")
 
 
-def _uses_cuda(device: Optional[str]) -> bool:
-    """Whether `--device` (auto, cpu, cuda) will train on a GPU here; a bad value is refused later, with the rest."""
-    if device == "cuda":
-        return True
-    if device not in (None, "auto"):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-class _Jobs:
-    """`--jobs N` (or `--devices`) around one run: start the peers once the study is open, stop them with it."""
-
-    def __init__(self, jobs: int | str, say, *, devices: Optional[list[int]] = None, jobs_per_device: int = 1,
-                 device: str = "auto", threads: Optional[int] = None):
-        from .engine.local_workers import auto_jobs
-        from .engine.peers import device_plan, is_peer
-
-        if devices is not None:
-            if jobs not in (1, "auto"):
-                raise UserError("--devices spreads the workers over GPUs: give --jobs-per-device instead of --jobs")
-            if device == "cpu":
-                raise UserError("--devices names CUDA devices; drop it, or use --device cuda/auto")
-        auto = jobs == "auto" and devices is None
-        if jobs == "auto":
-            jobs = 1 if devices is not None else auto_jobs(on_cuda=_uses_cuda(device), threads=threads)
-        plan = device_plan(jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
-        if plan[0] is not None and not is_peer():
-            # Before CUDA is initialised in this process: the first worker takes the first device.
-            os.environ["CUDA_VISIBLE_DEVICES"] = plan[0]
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError(f"--devices {','.join(map(str, devices))}: no CUDA device is available here")
-        self.plan = [] if is_peer() else plan[1:]
-        self.count = len(self.plan)
-        self.auto = auto
-        self.peers = None
-        self.say = say
-
-    def on_open(self, out_dir: Path) -> list[int]:
-        """Start the peers; their pids (the run counts them as live workers from now on)."""
-        from .engine.local_workers import LocalWorkers
-        from .engine.peers import Peers
-
-        if self.auto and self.count > 0:
-            # `--jobs auto` fills the machine: workers of this out directory started by hand (the same command
-            # run again in another terminal) already take their cores.
-            others = LocalWorkers(out_dir).live()  # not entered: counts the others, not this process
-            if others:
-                keep = max(0, self.count - others)
-                self.say(f"--jobs auto: {others} other worker(s) of this run already on this machine; starting "
-                         f"{keep} more")
-                self.plan, self.count = self.plan[:keep], keep
-        if self.count == 0:
-            return []
-        self.peers = Peers(argv=_invoked_args, count=self.count, out_dir=out_dir, visible_devices=self.plan)
-        self.peers.start()
-        self.say(f"--jobs: started {self.peers.count} more worker(s) of this study (logs in "
-                 f"{self.peers.log_dir}/)")
-        return [p.pid for p in self.peers.procs]
-
-    def interrupted(self) -> None:
-        if self.peers is not None:
-            self.peers.interrupt()
-            try:
-                self._wait(120)
-            except KeyboardInterrupt:  # a second Ctrl-C: stop waiting for them to finish cleanly
-                self.peers.kill()
-                raise
-
-    def finished(self) -> None:
-        if self.peers is not None:
-            self._wait(600)
-
-    def _wait(self, timeout: float) -> None:
-        for line in self.peers.wait(timeout):
-            self.say(line)
-
-
 @app.command()
 def grid(
     budget: float = BUDGET,
@@ -568,12 +482,10 @@ def grid(
     jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
-    from .config import SearchConfig
-
-    _run_search(SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data,
-                             epochs=epochs, device=device, out=out, storage=storage, study=study, seed=seed,
-                             family=family, alpha=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
-                             command_line=_command_line()), jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
+    _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
+                device=device, out=out, storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
+                skip_bad_images=skip_bad_images, threads=threads, jobs=jobs, devices=devices,
+                jobs_per_device=jobs_per_device)
 
 
 @app.command()
@@ -590,14 +502,10 @@ def search(
     jobs_per_device: int = JOBS_PER_DEVICE,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
-    from .config import SearchConfig
-
-    _run_search(SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
-                             tolerance=tolerance, seeds=seeds, data=data, epochs=epochs, device=device, out=out,
-                             storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
-                             skip_bad_images=skip_bad_images, threads=threads, command_line=_command_line()),
-                jobs=jobs,
-                devices=devices, jobs_per_device=jobs_per_device)
+    _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
+                seeds=seeds, data=data, epochs=epochs, device=device, out=out, storage=storage, study=study,
+                seed=seed, family=family, alpha=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
+                jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
 
 
 @app.command()
@@ -641,19 +549,14 @@ def compare(
     def on_trial(info: dict) -> None:
         say(_trial_line(f"{info.get('arm', ''):<16}", info))
 
-    workers = _Jobs(jobs, say, devices=devices, jobs_per_device=jobs_per_device, device=device or "auto",
-                    threads=threads)
     try:
         result = run_compare(from_run=from_, budget=budget, phi=phi, seeds=seeds, data=data, epochs=epochs,
                              device=device, out=out, storage=storage, seed=seed, family=family,
                              tolerance=tolerance, alpha=alpha_level, skip_bad_images=skip_bad_images,
-                             threads=threads, on_trial=on_trial, log_line=say, on_progress=on_progress,
-                             on_open=workers.on_open, command_line=_command_line())
-        stop_bar()
-        workers.finished()
+                             threads=threads, jobs=jobs, devices=devices, jobs_per_device=jobs_per_device,
+                             on_trial=on_trial, log_line=say, on_progress=on_progress, command_line=_command_line())
     except KeyboardInterrupt:
         stop_bar()
-        workers.interrupted()
         console.print("Interrupted. Finished arms are saved in the study; run the same command to resume.")
         raise typer.Exit(130)
     finally:

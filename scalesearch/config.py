@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
 from .scaling import grid_size
 
-SAMPLERS = ("tpe", "cmaes", "random")
-PRUNERS = ("none", "median", "hyperband")
+SAMPLERS = tuple(SAMPLER_FACTORIES)
+PRUNERS = tuple(PRUNER_FACTORIES)
 DEVICES = ("auto", "cpu", "cuda")
 # Guards against a typo running for days or building networks no machine holds (--budget 1e9, --step 1e-9):
 # the default 2x grid has 36 points, 16x about 1,300.

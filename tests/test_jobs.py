@@ -195,7 +195,7 @@ def test_devices_without_cuda_is_refused_before_any_work(cli, tmp_path, tiny_npz
 def test_jobs_auto_starts_no_peer_for_cores_that_workers_started_by_hand_already_use(tmp_path, monkeypatch):
     # The same command started again in a second terminal must not add another full set of workers.
     import scalesearch.engine.local_workers as local_workers
-    from scalesearch.cli import _Jobs
+    from scalesearch.engine.workers import PeerGroup as _Jobs
 
     monkeypatch.setattr(local_workers, "cpu_cores", lambda: 2)
     said: list[str] = []
@@ -210,3 +210,50 @@ def test_jobs_auto_starts_no_peer_for_cores_that_workers_started_by_hand_already
         holder.kill()
         holder.wait()
     assert "1 other worker(s) of this run already on this machine; starting 0 more" in said[0]
+
+
+API_GRID = """
+import sys
+import scalesearch
+try:
+    result = scalesearch.grid(budget=2.0, data=sys.argv[1], out=sys.argv[2], epochs=1, step=0.1, tolerance=0.2,
+                              seeds=1, device="cpu", jobs=2)
+except KeyboardInterrupt:
+    sys.exit(130)
+print("complete" if result.complete else "incomplete")
+"""
+
+
+@pytest.mark.skipif(cpu_cores() < 2, reason="a second worker needs a second core")
+def test_the_python_api_starts_and_stops_its_workers_on_sigterm_like_the_command(tmp_path, tiny_npz):
+    """`scalesearch.grid(..., jobs=2)` from Python: peers started by the engine, a SIGTERM to the caller stops
+    them, the files are written, and the same call resumes to every point exactly once."""
+    out = tmp_path / "api-run"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SCALESEARCH_JOBS")}
+    cmd = [sys.executable, "-c", API_GRID, str(tiny_npz), str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    storage = f"sqlite:///{out / 'study.db'}"
+    deadline = time.time() + 180
+    workers: set = set()
+    while time.time() < deadline:
+        try:
+            trials = optuna.load_study(study_name="scalesearch-grid-2x", storage=storage).get_trials()
+        except Exception:  # noqa: BLE001 - not created yet
+            trials = []
+        workers = {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}
+        if len(workers) >= 2 and any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+            break
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the engine never started a second worker"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=150)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert not any(_alive(int(w.rsplit(":", 1)[1])) for w in workers), "a peer outlived the interrupted call"
+    assert (out / "trials.csv").exists() and "Trial" not in err  # no Optuna INFO lines from the API either
+
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=400)
+    assert done.returncode == 0 and done.stdout.strip() == "complete", done.stderr[-2000:]
+    study = optuna.load_study(study_name="scalesearch-grid-2x", storage=storage)
+    evaluated = Counter(queue.key_of(t) for t in study.trials if queue.trial_outcome(t) in queue.FINAL)
+    expected = {queue.item_key({"alpha": c.alpha, "beta": c.beta}, 0) for c in grid_candidates(2.0, 0.1)}
+    assert set(evaluated) == expected and set(evaluated.values()) == {1}

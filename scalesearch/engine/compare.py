@@ -18,7 +18,7 @@ from ..scaling import Coefficients
 from . import queue
 from .objective import Experiment, record_network
 from .results import SeedSummary
-from .run import Worker, provenance
+from .run import provenance
 
 
 @dataclass
@@ -67,7 +67,6 @@ class CompareExperiment(Experiment):
 
     def identity(self) -> dict:
         ident = super().identity()
-        ident.pop("step", None)
         c = self.setup.compound
         # The arms as built: a study must not mix results of differently defined arms.
         arms = [f"{a.name}: {a.built.network or (a.built.depth_mult, a.built.width_mult, a.built.resolution)}"
@@ -75,54 +74,27 @@ class CompareExperiment(Experiment):
         return {**ident, "compound": [c.alpha, c.beta, c.gamma], "phi": self.setup.phi,
                 "seeds": list(self.setup.seeds), "arms": arms}
 
-    def _reusable(self, arm_index: int, seed_index: int) -> bool:
+    def reuses_run_result(self, arm: Arm, seed_index: int) -> bool:
         """The compound arm at φ = 1 is the run's winner: same network, same seed, same numbers."""
-        if arm_index != 0 or seed_index not in self.setup.run_seed_accuracies or self.setup.run_network is None:
+        if arm is not self.arms[0] or seed_index not in self.setup.run_seed_accuracies \
+                or self.setup.run_network is None:
             return False
-        m = self.arms[0].built
+        m = arm.built
         depth, width, resolution = self.setup.run_network
         return (abs(m.depth_mult - depth) < 1e-9 and abs(m.width_mult - width) < 1e-9
                 and m.resolution == resolution)
 
-    def evaluate(self, trial: optuna.Trial, arm_index: int, seed_index: int) -> float:
-        arm = self.arms[arm_index]
+    def evaluate(self, trial: optuna.Trial, arm: Arm, seed_index: int) -> float:
+        """Train one arm with one seed (the strategy's candidate is the arm), or take the run's result."""
         trial.set_user_attr("arm", arm.name)
         record_network(trial, arm.built)
-        if self._reusable(arm_index, seed_index):
+        if self.reuses_run_result(arm, seed_index):
             trial.set_user_attr("reason", f"the run's winner (trial {self.setup.run_trial}), same seed: reused")
             trial.set_user_attr("test_accuracy", self.setup.run_test_accuracies.get(seed_index))
             trial.set_user_attr("seconds", 0.0)
             trial.set_user_attr("outcome", "complete")
             return float(self.setup.run_seed_accuracies[seed_index])
         return self.train_and_record(trial, arm.built, seed_index)
-
-
-class CompareWorker(Worker):
-    """Every arm with every seed of the setup: a fixed set of items, no racing."""
-
-    def __init__(self, cfg, exp: CompareExperiment, study, worker_index: int = 0, **kwargs):
-        super().__init__(cfg, exp, study, worker_index, **kwargs)
-        self.racing = False
-
-    def describe(self) -> str:
-        return (f"{len(self.exp.arms) - 1} arms and the unscaled proxy x {len(self.exp.setup.seeds)} seeds at "
-                f"φ = {self.exp.setup.phi:g}")
-
-    def _first_seed_params(self, trials) -> list[dict]:
-        return [{"arm": i} for i in range(len(self.exp.arms))]
-
-    def wanted(self, trials) -> list[tuple[dict, int]]:
-        return [(p, s) for p in self._first_seed_params(trials) for s in self.exp.setup.seeds]
-
-    def first_pass_done(self, trials) -> bool:
-        statuses = queue.item_statuses(trials)
-        return all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
-                   for p, s in self.wanted(trials))
-
-    def candidate_for(self, trial: optuna.Trial, me) -> object:
-        if "fixed_params" not in me.system_attrs:
-            return self._stray(trial, "not from the compare queue")
-        return trial.suggest_int("arm", 0, len(self.exp.arms) - 1)
 
 
 @dataclass

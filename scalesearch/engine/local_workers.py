@@ -1,17 +1,15 @@
 """Workers sharing this machine: how many are alive, and how many CPU threads each trial takes.
 
-Torch gives every process one intra-op thread per core. Three workers of one study on a 2-core machine
-then run six threads on two cores and thrash: measured, the same `grid` command started three times
-finished no training in 9.5 minutes, against 154 s with one thread each.
+Torch gives every process one intra-op thread per core, so several workers of one study on one machine
+oversubscribe its cores and thrash.
 
 So a CPU trial trains with one thread unless the user asks for more (`--threads`), and the cores are
 used by running one worker per core (`--jobs auto`). One thread is also what makes results
 reproducible: CPU float reductions are ordered by the thread count, so the same network and seed
-trained with 1 and with 2 threads end at different accuracies (benchmarks/RESULTS.md). With a fixed
-thread count a trial's accuracy does not depend on `--jobs`, on how many workers happen to be alive,
-or on the machine's core count. Small proxies gain little from intra-op threads anyway: two
-one-thread trainings side by side finished 1.24-1.33x sooner than the same two trained one after the
-other with two threads each.
+trained with 1 and with 2 threads end at different accuracies. With a fixed thread count a trial's
+accuracy does not depend on `--jobs`, on how many workers happen to be alive, or on the machine's core
+count. Small proxies gain little from intra-op threads anyway: two one-thread trainings side by side
+finish sooner than the same two one after the other with two threads each.
 
 Every worker holds a lock file in `<out>/.workers/` while it lives. When the user does ask for several
 threads per trial, each worker takes at most its share of the cores (cores // live workers), so

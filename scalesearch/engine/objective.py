@@ -24,16 +24,6 @@ def record_network(trial: optuna.Trial, m: MatchedCandidate) -> None:
         trial.set_user_attr(key, value)
 
 
-def _extreme_multipliers(config: SearchConfig, proxy) -> list[tuple[float, float]]:
-    """(width, depth) of the proxy and of the largest network the run can ask for: checked before training."""
-    if config.mode == "compare":
-        return [(proxy.width_mult, proxy.depth_mult)]  # the arms are built (and checked) right after
-    # grid: α <= budget^½, β <= budget^¼; the sampler's simplex reaches α = budget or β = budget^½.
-    alpha, beta = (config.budget**0.5, config.budget**0.25) if config.mode == "grid" else \
-        (config.budget, config.budget**0.5)
-    return [(proxy.width_mult, proxy.depth_mult), (proxy.width_mult * beta, proxy.depth_mult * alpha)]
-
-
 def _family_source(family: str) -> dict:
     """A user family's source hash: resuming with a changed model file is refused."""
     from ..families import get_family
@@ -89,7 +79,9 @@ class Experiment:
         device = resolve_device(config.device)
         proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs)
         data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(), **config.data_options())
-        probe_family(get_family(config.family), multipliers=_extreme_multipliers(config, proxy),
+        from .strategies import STRATEGIES
+
+        probe_family(get_family(config.family), multipliers=STRATEGIES[config.mode].extreme_multipliers(config, proxy),
                      resolution=proxy.resolution, num_classes=data.num_classes)
         base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                             resolution=proxy.resolution, num_classes=data.num_classes)
@@ -104,11 +96,11 @@ class Experiment:
         return cls(config, proxy, data, device, base.flops, fingerprint, notes)
 
     def identity(self) -> dict:
-        """What a resumed study must have been run with: anything that changes what a trial measures."""
+        """What a resumed study must have been run with: anything that changes what a trial measures (the
+        strategy adds what it searches, see strategies.Strategy.identity)."""
         cfg, proxy = self.config, self.proxy
         return {
-            "mode": cfg.mode, "budget": cfg.budget, "tolerance": cfg.tolerance,
-            **({"step": cfg.step} if cfg.mode == "grid" else {}),
+            "budget": cfg.budget, "tolerance": cfg.tolerance,
             "family": cfg.family, **_family_source(cfg.family), "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
             "epochs": proxy.train.epochs, "data": self.fingerprint,
             "proxy": f"{proxy.name} (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "

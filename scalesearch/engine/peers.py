@@ -1,7 +1,7 @@
-"""`--jobs N`: N - 1 more worker processes of the same command, cooperating through the study storage.
+"""`--jobs N`: N - 1 more worker processes of the same run, cooperating through the study storage.
 
-No scheduler of our own: each extra process is the very command the user typed, a full worker of the
-same study, so the exactly-once queue, resume and crash recovery are the ones a single worker has. The
+No scheduler of our own: each extra process makes the very API call the first one made (its arguments as
+JSON, run by peer_main.py), a full worker of the same study, so the exactly-once queue, resume and crash recovery are the ones a single worker has. The
 first process keeps the console (one progress bar counts every worker's results); the others write
 their log to `<out>/.workers/peer-K.log`. They start in their own session so that a Ctrl-C in the
 terminal reaches the first process only, which passes on exactly one interrupt to each (a second
@@ -40,8 +40,8 @@ def device_plan(*, jobs: int, devices: list[int] | None, jobs_per_device: int) -
 class Peers:
     """The extra workers of one `--jobs` run."""
 
-    def __init__(self, *, argv: list[str], count: int, out_dir: Path, visible_devices: list[str | None] | None = None):
-        self.argv, self.count, self.log_dir = list(argv), count, Path(out_dir) / WORKERS_DIR
+    def __init__(self, *, call: str, count: int, out_dir: Path, visible_devices: list[str | None] | None = None):
+        self.call, self.count, self.log_dir = call, count, Path(out_dir) / WORKERS_DIR
         self.visible_devices = visible_devices or [None] * count  # CUDA_VISIBLE_DEVICES of each peer
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
@@ -53,7 +53,8 @@ class Peers:
             log_path = self.log_dir / f"peer-{k}.log"
             peer_env = env if visible is None else {**env, "CUDA_VISIBLE_DEVICES": visible}
             with open(log_path, "w") as log_file:
-                self.procs.append(subprocess.Popen([sys.executable, "-m", "scalesearch", *self.argv], env=peer_env,
+                self.procs.append(subprocess.Popen([sys.executable, "-m", "scalesearch.engine.peer_main", self.call],
+                                                   env=peer_env,
                                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                                    start_new_session=True))
             self.logs.append(log_path)

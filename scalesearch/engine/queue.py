@@ -104,9 +104,23 @@ def item_key(params: Mapping[str, float], seed: int) -> ItemKey:
     return tuple(sorted((k, round(float(v), 9)) for k, v in params.items())), int(seed)
 
 
+ITEM_ATTR = "item"  # the user attribute `ensure_queued` writes: the parameters a queued trial stands for
+
+
 def params_of(t: FrozenTrial) -> dict:
     """The candidate a trial stands for: its queued parameters, else what it has suggested so far."""
-    return dict(t.system_attrs.get("fixed_params") or t.params)
+    return dict(t.user_attrs.get(ITEM_ATTR) or _enqueued_params(t) or t.params)
+
+
+def is_queued(t: FrozenTrial) -> bool:
+    """Whether the trial was put in the queue (its parameters fixed), not drawn by a sampler."""
+    return ITEM_ATTR in t.user_attrs or bool(_enqueued_params(t))
+
+
+def _enqueued_params(t: FrozenTrial) -> dict | None:
+    """Parameters of a trial queued without our attribute (by a study made before it, or by hand with
+    `study.enqueue_trial`): where Optuna keeps them, the one place this module reads Optuna's own record."""
+    return t.system_attrs.get("fixed_params")
 
 
 def key_of(t: FrozenTrial) -> ItemKey:
@@ -199,7 +213,7 @@ def ensure_queued(study: optuna.Study, wanted: Iterable[tuple[Mapping[str, float
         key = item_key(params, seed)
         status = statuses.get(key)
         if status is None or status.outcome == "open":
-            study.enqueue_trial(dict(params), user_attrs={"seed": int(seed)})
+            study.enqueue_trial(dict(params), user_attrs={"seed": int(seed), ITEM_ATTR: dict(params)})
             statuses[key] = ItemStatus(key, "pending", None, status.attempts if status else 0)
             queued += 1
     return queued

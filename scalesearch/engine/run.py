@@ -7,12 +7,14 @@ invariants keep every item evaluated exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
 import socket
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,9 +26,9 @@ from ..config import SearchConfig
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..racing import race
-from ..scaling import coefficients_from_simplex, grid_candidates
 from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
+from .strategies import STRATEGIES, Stray, candidate_params, strategy_for
 from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
 from .local_workers import LocalWorkers, cpu_cores, process_identity, trial_threads
 from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
@@ -47,53 +49,109 @@ class RunResult:
 def _mark_alive(trial: optuna.Trial) -> None:
     """Record the first heartbeat ourselves, then mark the trial alive (queue invariant I5).
 
-    Optuna's heartbeat thread starts just before the objective; recording one here
-    first means a trial with the mark always has a heartbeat for the stale check.
+    A trial with the mark always has a heartbeat for the stale check. Optuna's public storage API only:
+    the trial's storage, and its id looked up from the study's name and the trial's number.
     """
-    storage = trial.study._storage
+    storage = trial.storage
     if callable(getattr(storage, "record_heartbeat", None)) and storage.get_heartbeat_interval():
-        storage.record_heartbeat(trial._trial_id)
+        storage.record_heartbeat(_trial_id(trial))
     trial.set_user_attr("alive", True)
 
 
-def make_sampler(cfg: SearchConfig, nonce: int) -> optuna.samplers.BaseSampler:
-    """A sampler seeded from --seed *and* a nonce that differs per trial and per worker.
+def _trial_id(trial: optuna.Trial) -> int:
+    storage = trial.storage
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name),
+                                                           trial.number)
 
-    One fixed seed would make every worker, and every resumed run, replay the
-    same draws; the nonce (trials so far, worker index) keeps a fresh single run
-    reproducible while parallel and resumed ones draw new points.
+
+class _Heartbeat:
+    """Records the running trial's heartbeat every interval while it is evaluated (a daemon thread).
+
+    Optuna beats only inside `Study.optimize`; this loop uses `ask`/`tell`, so it beats itself, through the
+    storage's public heartbeat API. Without heartbeats (in-memory storages) it does nothing.
     """
-    seed = (cfg.seed * 1_000_003 + nonce) % (2**31 - 1)
-    if cfg.mode == "grid":
-        return optuna.samplers.RandomSampler(seed=seed)  # grid trials come from the queue; never used for them
-    if cfg.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, cfg.trials))
-    if cfg.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=min(3, cfg.trials))
-    return optuna.samplers.RandomSampler(seed=seed)
+
+    def __init__(self, trial: optuna.Trial):
+        import threading
+
+        storage = trial.storage
+        self.interval = storage.get_heartbeat_interval() if callable(getattr(storage, "record_heartbeat", None)) \
+            else None
+        self.stop = threading.Event()
+        self.thread = None
+        if self.interval:
+            trial_id = _trial_id(trial)
+
+            def beat() -> None:
+                while not self.stop.wait(self.interval):
+                    try:
+                        storage.record_heartbeat(trial_id)
+                    except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the grace period covers it
+                        log.debug("heartbeat not recorded: %s", exc)
+
+            self.thread = threading.Thread(target=beat, name="scalesearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+class _PerTrialSampler(optuna.samplers.BaseSampler):
+    """The strategy's sampler, seeded anew for each trial from --seed, the trial's number and the worker.
+
+    One fixed seed would make every worker, and every resumed run, replay the same draws; seeding from the
+    trial keeps a fresh single run reproducible while parallel and resumed ones draw new points.
+    """
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int, worker_index: int):
+        self.make, self.seed, self.worker_index = make, seed, worker_index
+        self.current = make(seed)
+
+    def before_trial(self, study, trial) -> None:
+        self.current = self.make((self.seed * 1_000_003 + trial.number * 64 + self.worker_index) % (2**31 - 1))
+        self.current.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self.current.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.current.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.current.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.current.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.current.reseed_rng()
+
+
+def make_sampler(cfg: SearchConfig, nonce: int) -> optuna.samplers.BaseSampler:
+    """The run's sampler seeded from --seed and `nonce` (what `_PerTrialSampler` builds for each trial)."""
+    return strategy_for(cfg).sampler((cfg.seed * 1_000_003 + nonce) % (2**31 - 1))
 
 
 def make_pruner(cfg: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
-    """Pruners judge a candidate after each epoch but the last, so they need two epochs or more."""
-    if cfg.pruner != "none" and epochs < 2:
-        raise UserError(f"--pruner {cfg.pruner} needs 2 or more epochs (this proxy trains {epochs}): a pruner stops "
-                        "a candidate between epochs; use --epochs 2 or --pruner none")
-    if cfg.pruner == "median":
-        # No warm-up steps: with a few epochs, waiting one would leave nothing to prune.
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-    if cfg.pruner == "hyperband":
-        # Resource = epochs done. With few epochs Hyperband has one bracket whose first rung is epoch 1.
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
-    return optuna.pruners.NopPruner()
+    """The run's pruner (UserError when it cannot work with `epochs`)."""
+    return strategy_for(cfg).pruner(epochs)
 
 
-def open_study(cfg: SearchConfig, exp: Experiment) -> optuna.Study:
+def open_study(cfg: SearchConfig, exp: Experiment, strategy=None, worker_index: int = 0) -> optuna.Study:
     """Create or load the study; refuse (UserError, one line) to resume a study run differently."""
+    strategy = strategy or strategy_for(cfg, exp)
+    pruner = strategy.pruner(exp.proxy.train.epochs)  # before the storage: a refused pruner creates nothing
     storage = open_storage(cfg.storage_url)
+    sampler = _PerTrialSampler(strategy.sampler, cfg.seed, worker_index)
     study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
-                                sampler=make_sampler(cfg, 0), pruner=make_pruner(cfg, exp.proxy.train.epochs),
-                                load_if_exists=True)
-    current = exp.identity()
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    current = {**exp.identity(), **strategy.identity()}
     saved = study.user_attrs.get("experiment")
     if saved is None and study.get_trials(deepcopy=False):
         raise UserError(f"study {cfg.study_name!r} has trials but no record of how they were run (an older "
@@ -110,32 +168,21 @@ def open_study(cfg: SearchConfig, exp: Experiment) -> optuna.Study:
     return study
 
 
-def _grid_params(cfg: SearchConfig) -> list[dict]:
-    return [{"alpha": c.alpha, "beta": c.beta} for c in grid_candidates(cfg.budget, cfg.step)]
-
-
-def candidate_params(trials) -> dict[tuple, dict]:
-    """Each candidate's exact parameters (from its first trial), by its queue identity."""
-    out: dict[tuple, dict] = {}
-    for t in sorted(trials, key=lambda t: t.number):
-        params = queue.params_of(t)
-        if params and queue.trial_outcome(t) != "stray":
-            out.setdefault(queue.item_key(params, 0)[0], params)
-    return out
-
-
 _RACING_NOTE = "racing_note:"  # prefix of the study attributes that carry racing decisions
 
 
 class Worker:
-    """One worker's view of the study: what is wanted, what to evaluate, when to stop."""
+    """One worker's loop over the study: queue what the strategy wants, ask, evaluate, tell, race, stop.
+
+    Any number of these may work on one study at once (processes on one machine, or machines sharing a
+    storage); the queue module's invariants keep every item evaluated exactly once.
+    """
 
     def __init__(self, cfg: SearchConfig, exp: Experiment, study: optuna.Study, worker_index: int = 0, *,
-                 local: LocalWorkers | None = None):
+                 local: LocalWorkers | None = None, strategy=None):
         self.cfg, self.exp, self.study, self.worker_index = cfg, exp, study, worker_index
-        self.cap = cfg.seed_cap(exp.proxy)
+        self.strategy = strategy or strategy_for(cfg, exp)
         self.local = local  # this machine's live workers of the run (None: no thread sizing)
-        self.racing = cfg.seeds == "auto"
         # Racing decisions are posted on the study, so every worker's console shows them, not only the log of
         # the worker that happened to make them; those made before this worker started are not shown again.
         self._racing_shown = set(self._racing_notes())
@@ -158,72 +205,24 @@ class Worker:
             self._racing_shown.add(key)
             log_line(str(notes[key].get("line", "")))
 
-    # ------------------------------------------------------------ what the study should contain
-
-    def _first_seed_params(self, trials) -> list[dict]:
-        if self.cfg.mode == "grid":
-            return _grid_params(self.cfg)
-        # Sampled candidates: every non-stray seed-0 trial that got as far as its parameters.
-        seen, out = set(), []
-        for t in sorted(trials, key=lambda t: t.number):
-            if queue.trial_outcome(t) != "stray" and t.params and int(t.user_attrs.get("seed", 0)) == 0:
-                key = queue.item_key(queue.params_of(t), 0)
-                if key not in seen:
-                    seen.add(key)
-                    out.append(queue.params_of(t))
-        return out
+    # ------------------------------------------------------------ what the study holds
 
     def wanted(self, trials) -> list[tuple[dict, int]]:
-        """Every (params, seed) item this run must settle, as far as the study shows now."""
-        items = [(p, 0) for p in self._first_seed_params(trials)]
-        keys = {queue.item_key(p, s) for p, s in items}
-        allowed = {k[0] for k in keys}
-        for t in trials:  # items queued earlier (extra seeds, racing rounds) stay wanted until settled
-            if queue.trial_outcome(t) == "stray" or "fixed_params" not in t.system_attrs:
-                continue
-            key = queue.key_of(t)
-            if key[0] in allowed and key not in keys:
-                keys.add(key)
-                items.append((queue.params_of(t), key[1]))
-        if not self.racing and self.cap > 1:
-            params_of = candidate_params(trials)
-            for rec in candidate_records(trials, self.cfg.budget):
-                if 0 in rec.seed_accuracies:
-                    params = params_of[rec.params_key]
-                    items += [(params, s) for s in range(1, self.cap) if queue.item_key(params, s) not in keys]
-        return items
+        return self.strategy.wanted(trials)
 
     def first_pass_done(self, trials) -> bool:
-        statuses = queue.item_statuses(trials)
-        firsts = [queue.item_key(p, 0) for p in self._first_seed_params(trials)]
-        if self.cfg.mode == "search" and len(firsts) < self.cfg.trials:
-            return False
-        return all(k in statuses and statuses[k].settled for k in firsts)
+        return self.strategy.first_pass_done(trials)
 
     def progress(self, trials) -> tuple[int, int]:
         """(settled, wanted) items, for the progress bar."""
         wanted = self.wanted(trials)
         statuses = queue.item_statuses(trials)
-        total = max(len(wanted), self.cfg.trials if self.cfg.mode == "search" else 0)
-        return queue.settled_count(statuses, [queue.item_key(p, s) for p, s in wanted]), total
-
-    # ------------------------------------------------------------ evaluating one trial
+        return queue.settled_count(statuses, [queue.item_key(p, s) for p, s in wanted]), self.strategy.total(trials)
 
     def describe(self) -> str:
-        cfg = self.cfg
-        return f"{len(_grid_params(cfg))} grid points" if cfg.mode == "grid" else f"{cfg.trials} trials with {cfg.sampler}"
+        return self.strategy.describe()
 
-    def candidate_for(self, trial: optuna.Trial, me) -> object:
-        """What this trial evaluates (passed to the experiment's `evaluate`); a stray raises TrialPruned."""
-        cfg = self.cfg
-        if cfg.mode == "grid":
-            if "fixed_params" not in me.system_attrs:
-                return self._stray(trial, "not from the grid queue (another worker emptied it)")
-            hi_a, hi_b = max(1.0, cfg.budget**0.5), max(1.0, cfg.budget**0.25)
-            return coefficients_from_params({"alpha": trial.suggest_float("alpha", 1.0, hi_a),
-                                             "beta": trial.suggest_float("beta", 1.0, hi_b)}, cfg.budget)
-        return coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
-                                         cfg.budget)
+    # ------------------------------------------------------------ evaluating one trial
 
     def _size_threads(self) -> int | None:
         """Set this worker's intra-op threads for the next CPU trial (see local_workers) and return them;
@@ -244,6 +243,7 @@ class Worker:
         return threads
 
     def objective(self, trial: optuna.Trial) -> float:
+        """Evaluate the trial's item; raises TrialPruned (rejected, pruned, stray) or CandidateFailed."""
         _mark_alive(trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         identity = process_identity()
@@ -254,7 +254,10 @@ class Worker:
             trial.set_user_attr("threads", threads)
         study = self.study
         me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-        c = self.candidate_for(trial, me)
+        try:
+            c = self.strategy.candidate(trial, queued=queue.is_queued(me))
+        except Stray as why:
+            return self._stray(trial, str(why))
         if "seed" not in me.user_attrs:
             trial.set_user_attr("seed", 0)
         if not queue.claim(study.get_trials(deepcopy=False), trial.number):
@@ -283,15 +286,36 @@ class Worker:
         trial.set_user_attr("stray", True)
         raise optuna.TrialPruned(why)
 
+    def run_one(self, after_trial: Callable) -> None:
+        """Ask for a trial (a queued item first, else a new draw), evaluate it, tell the outcome."""
+        study = self.study
+        with warnings.catch_warnings():
+            # Optuna warns that its own heartbeat runs only inside optimize(); _Heartbeat beats here instead.
+            warnings.filterwarnings("ignore", message=".*[Hh]eartbeat.*")
+            trial = study.ask()
+        try:
+            with _Heartbeat(trial):
+                value = self.objective(trial)
+        except optuna.TrialPruned:
+            frozen = study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        except CandidateFailed:
+            frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except BaseException:  # Ctrl-C, SIGTERM, a crash of the loop itself: the trial fails, the item re-queues
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+        else:
+            frozen = study.tell(trial, value, skip_if_finished=True)
+        after_trial(study, frozen)
+
     # ------------------------------------------------------------ the loop
 
     def work(self, after_trial: Callable, log_line: Callable[[str], None]) -> None:
-        study, cfg = self.study, self.cfg
+        study, cfg, strategy = self.study, self.cfg, self.strategy
         waited_note = 0.0
         while True:
             interrupts.checkpoint()  # a Ctrl-C pressed during a storage operation stops here
             queue.fail_stale_trials(study)
-            if self.racing:
+            if strategy.racing:
                 self._show_others_racing_notes(log_line)
             trials = study.get_trials(deepcopy=False)
             with run_dir_lock(cfg.out_dir):  # one machine's workers never queue the same item twice
@@ -299,12 +323,8 @@ class Worker:
             trials = study.get_trials(deepcopy=False)
             waiting = [t for t in trials if t.state == TrialState.WAITING]
             running = [t for t in trials if t.state == TrialState.RUNNING]
-            sampled = len(self._first_seed_params(trials))
-            sample_more = cfg.mode == "search" and sampled + sum(
-                1 for t in running if not t.params) < cfg.trials
-            if waiting or sample_more:
-                study.sampler = make_sampler(cfg, len(trials) * 64 + self.worker_index)
-                study.optimize(self.objective, n_trials=1, catch=(CandidateFailed,), callbacks=[after_trial])
+            if waiting or strategy.wants_new_candidate(trials):
+                self.run_one(after_trial)
                 continue
             if running:
                 # Trials of other workers, or of a killed process whose heartbeat will go stale; then
@@ -316,10 +336,10 @@ class Worker:
                     waited_note = time.monotonic()
                 interrupts.sleep(HEARTBEAT_SECONDS)
                 continue
-            if self.racing and self.first_pass_done(trials):
+            if strategy.racing and strategy.first_pass_done(trials):
                 from .results import race_results
 
-                rnd = race(race_results(candidate_records(trials, cfg.budget)), cap=self.cap, alpha=cfg.alpha)
+                rnd = race(race_results(candidate_records(trials, cfg.budget)), cap=strategy.cap, alpha=cfg.alpha)
                 if rnd.next_items:
                     params_of = candidate_params(trials)
                     items = [(params_of[cand], seed) for cand, seed in rnd.next_items]
@@ -335,24 +355,18 @@ class Worker:
             break
 
 
-def _premeasure(cfg: SearchConfig, exp: Experiment, worker: Worker, log_line: Callable[[str], None]) -> None:
-    """On a GPU, budget-match the grid's open points on the host's spare cores before training starts.
-
-    On the CPU the cores train, so candidates are matched one at a time as their trials come (as before).
-    """
+def _premeasure(exp: Experiment, worker: Worker, log_line: Callable[[str], None]) -> None:
+    """On a GPU, budget-match the candidates known up front (a grid's points) on the host's spare cores before
+    training starts. On the CPU the cores train, so candidates are matched one at a time as their trials come."""
     from .peers import is_peer
 
-    if cfg.mode != "grid" or getattr(getattr(exp, "device", None), "type", None) != "cuda" or cpu_cores() < 4 \
-            or is_peer():  # a --jobs peer starts after the first worker matched everything (read from the cache)
-        return
-    statuses = queue.item_statuses(worker.study.get_trials(deepcopy=False))
-    todo = [coefficients_from_params(p, cfg.budget) for p in _grid_params(cfg)
-            if not (queue.item_key(p, 0) in statuses and statuses[queue.item_key(p, 0)].settled)]
+    if getattr(getattr(exp, "device", None), "type", None) != "cuda" or cpu_cores() < 4 or is_peer():
+        return  # a --jobs peer starts after the first worker matched everything (read from the cost cache)
+    todo = worker.strategy.open_candidates(worker.study.get_trials(deepcopy=False))
     started = time.monotonic()
     processes = min(cpu_cores() - 1, 16)
     if exp.premeasure(todo, processes=processes):
-        log_line(f"measured {len(todo)} grid point(s) in {time.monotonic() - started:.1f} s "
-                 f"({processes} processes)")
+        log_line(f"measured {len(todo)} candidate(s) in {time.monotonic() - started:.1f} s ({processes} processes)")
 
 
 def redacted_config(cfg: SearchConfig) -> dict:
@@ -432,34 +446,46 @@ def run_study(
     log_line: Callable[[str], None] = log.info,
     on_progress: Callable[[int, int], None] | None = None,
     worker_index: int = 0,
-    worker_cls: type = Worker,
     outputs_cls: type = Outputs,
     on_open: Callable[[Path], Iterable[int] | None] | None = None,
 ) -> RunResult:
     """Run (or resume) the study until every wanted item is settled.
 
-    `worker_cls` and `outputs_cls` say what the study holds and what files it leaves (grid and sampler
-    runs by default; `compare` passes its own). `on_open` is called once the study is open and its queue
+    The strategy (engine/strategies.py, chosen by `cfg.mode`) says what the study holds; `outputs_cls` what
+    files it leaves (grid and sampler runs by default; `compare` passes its own). `on_open` is called once the study is open and its queue
     filled, before any training, with the out directory (`--jobs` starts its extra workers there). On
     Ctrl-C the outputs are written from the storage before KeyboardInterrupt propagates.
     """
     # Ctrl-C stops between storage operations, never inside one; this machine's workers count each other.
-    with interrupts.deferring(), LocalWorkers(cfg.out_dir) as local:
+    with interrupts.deferring(), LocalWorkers(cfg.out_dir) as local, _optuna_quiet():
         return _run_study(cfg, exp, on_trial=on_trial, log_line=log_line, on_progress=on_progress,
-                          worker_index=worker_index, worker_cls=worker_cls, outputs_cls=outputs_cls, local=local,
+                          worker_index=worker_index, outputs_cls=outputs_cls, local=local,
                           on_open=on_open)
 
 
-def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worker_cls, outputs_cls, local,
+@contextlib.contextmanager
+def _optuna_quiet():
+    """Optuna's own INFO lines ("Trial 3 finished with value ...") stay off while a run reports through its
+    callbacks and the `scalesearch` logger: they name Optuna's trial value where our record is the candidate."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(level, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, outputs_cls, local,
                on_open) -> RunResult:
+    strategy = strategy_for(cfg, exp)
     with run_dir_lock(cfg.out_dir):
         # Serialises this machine's workers while they create the schema and fill the queue.
-        study = open_study(cfg, exp)  # refuses a changed experiment before anything is said or trained
+        study = open_study(cfg, exp, strategy, worker_index)  # refuses a changed experiment before anything runs
         for note in [f"writing to {cfg.out_dir}/ ({outputs_cls.FILES}); storage "
                      f"{redact_url(cfg.storage_url) if cfg.storage else 'study.db'}", *exp.notes]:
             log_line(note)
         queue.fail_stale_trials(study)
-        worker = worker_cls(cfg, exp, study, worker_index, local=local)
+        worker = Worker(cfg, exp, study, worker_index, local=local, strategy=strategy)
         trials = study.get_trials(deepcopy=False)
         before = queue.item_statuses(trials)
         added = queue.ensure_queued(study, worker.wanted(trials))
@@ -469,7 +495,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, worke
              + (f" ({requeued} interrupted re-queued)" if requeued else ""))
     if on_progress is not None:
         on_progress(done, total)
-    _premeasure(cfg, exp, worker, log_line)
+    _premeasure(exp, worker, log_line)
     if on_open is not None:
         started = on_open(cfg.out_dir)  # the pids of workers it started, if any: count them from now on
         if started:

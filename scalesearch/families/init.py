@@ -14,7 +14,7 @@ def init_conv_bn(model: nn.Module, *, linear: Callable[[nn.Linear], None] | None
     so a seeded build draws the same numbers as before.
 
     A network built on the meta device (to count its cost) is left alone: its weights have no values, and
-    initialising them ran through Python decompositions, 0.14 s per CPU-proxy build, several builds per grid point."""
+    initialising them would only cost time on every build."""
     if any(p.is_meta for p in model.parameters()):
         return
     for m in model.modules():
@@ -28,10 +28,8 @@ def init_conv_bn(model: nn.Module, *, linear: Callable[[nn.Linear], None] | None
         elif isinstance(m, nn.Linear) and linear is not None:
             linear(m)
     # Zero the BatchNorm that closes each residual branch (Goyal et al. 2017; timm's `zero_init_last`): every
-    # block then starts as the identity, so a deeper network starts as the function of a shallower one and
-    # learns as fast. It matters on a proxy's few hundred steps: on real digit images the CPU proxy's 2x
-    # depth-only network scored 0.33-0.60 without it and 0.93-0.96 with it, against φ = 0's 0.91-0.96
-    # (3 seeds; benchmarks/RESULTS.md). Without it a grid ranks depth by how slowly it starts.
+    # block starts as the identity, so a deeper proxy learns as fast as a shallower one in a few hundred steps;
+    # without it a grid ranks depth by how slowly it starts.
     for m in model.modules():
         end = getattr(m, "residual_end", None)
         if isinstance(end, nn.BatchNorm2d):

@@ -1,0 +1,40 @@
+"""A peer worker: `python -m scalesearch.engine.peer_main '{"function": "grid", "kwargs": {...}}'`.
+
+Started by workers.PeerGroup with the first process's API call; logs go to stderr (its log file in
+`<out>/.workers/`). Exit status as the command line's: 0 done, 2 a user error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+
+def main(argv: list[str]) -> int:
+    from .. import api
+    from ..errors import UserError
+
+    call = json.loads(argv[0])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # our own trial lines say what happened
+    log = logging.getLogger("scalesearch")
+
+    def on_trial(info: dict) -> None:
+        acc = info.get("value")
+        log.info("trial %d %s seed %s %s", info["trial"], info["state"], info.get("seed", 0),
+                 f"acc {acc:.4f}" if acc is not None else info.get("reason", ""))
+
+    try:
+        getattr(api, call["function"])(**call["kwargs"], on_trial=on_trial)
+    except UserError as exc:
+        print(f"scalesearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scalesearch: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
