@@ -374,6 +374,7 @@ def _run_search(mode: str, **options) -> None:
         stop_bar()
         out = options["out"] or f"runs/{mode}-{options['budget']:g}x"
         console.print(f"Interrupted. Finished trials are saved in {out}/; run the same command to resume.")
+        _reported_interrupt()
         raise typer.Exit(130)
     finally:
         stop_bar()
@@ -396,6 +397,13 @@ def _run_search(mode: str, **options) -> None:
 
 
 _invoked_args: list[str] = []
+_interrupt_reported = False  # the command said in its own words that it was interrupted
+
+
+def _reported_interrupt() -> None:
+    global _interrupt_reported
+    _interrupt_reported = True
+
 
 
 def _command_line() -> str:
@@ -558,6 +566,7 @@ def compare(
     except KeyboardInterrupt:
         stop_bar()
         console.print("Interrupted. Finished arms are saved in the study; run the same command to resume.")
+        _reported_interrupt()
         raise typer.Exit(130)
     finally:
         stop_bar()
@@ -653,8 +662,10 @@ def _sigterm_interrupts() -> None:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: every user error becomes one line on stderr and exit code 2."""
+    global _interrupt_reported
     command = typer.main.get_command(app)
     _invoked_args[:] = sys.argv[1:] if argv is None else argv
+    _interrupt_reported = False
     _sigterm_interrupts()
     try:
         code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
@@ -668,4 +679,6 @@ def main(argv: Optional[list[str]] = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("scalesearch: interrupted", file=sys.stderr)
         sys.exit(130)
+    if code == 130 and not _interrupt_reported:  # click ends an interrupted command with 130 and says nothing
+        print("scalesearch: interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,9 @@ a traceback instead of the clean "Interrupted ... resume" exit.
 
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import optuna
 import pytest
@@ -93,3 +96,32 @@ def test_a_ctrl_c_whose_exception_a_finaliser_swallowed_still_stops_the_run():
                 _SwallowsInterrupts()  # freed at once: its finaliser swallows the raise
                 trained = "the rest of the training step"
             pytest.fail(f"{trained} finished and the interrupted run went on")
+
+
+@pytest.mark.parametrize("stop_signal, delays", [(signal.SIGTERM, (0.0, 0.3, 1.0, 2.5)), (signal.SIGINT, (0.0, 1.0))],
+                         ids=["sigterm", "sigint"])
+def test_a_signal_anywhere_in_start_up_ends_the_command_with_130_and_one_line(tmp_path, stop_signal, delays):
+    """From the command's first instruction: while torch and typer import, while the CLI parses, while the
+    costs are measured. Before, a SIGTERM in the first second sometimes ended `expand` with status 0 and
+    nothing said, and one during the imports killed it (-15)."""
+    env = {**os.environ, "SCALESEARCH_CACHE": str(tmp_path / "cache")}  # measuring takes seconds, not a lookup
+    for delay in delays:
+        proc = subprocess.Popen([sys.executable, "-m", "scalesearch", "expand", "--phi", "0..7", "--preset",
+                                 "efficientnet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline and not _catches(proc.pid, signal.SIGTERM):
+            time.sleep(0.005)
+        time.sleep(delay)
+        proc.send_signal(stop_signal)
+        _, err = proc.communicate(timeout=60)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], (delay, proc.returncode, err)
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether the process has a handler for `sig` (Linux: SigCgt in /proc/PID/status)."""
+    try:
+        line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)

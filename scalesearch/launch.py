@@ -1,0 +1,42 @@
+"""The `scalesearch` command's first instructions: Ctrl-C and SIGTERM are ours before anything heavy loads.
+
+Signals are the command's from here to its exit, in one place: one arriving while torch, typer or the data
+load would otherwise kill the process (SIGTERM) or print a traceback (SIGINT), and one whose
+KeyboardInterrupt a library swallowed, which let a command finish with status 0 and nothing said. Every
+interrupted command ends with status 130 and one line. While a study runs, the engine defers both signals
+to a safe point between storage operations (engine/interrupts.py) and puts this handler back afterwards.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+_interrupted = False
+
+
+def _on_signal(signum, frame) -> None:
+    global _interrupted
+    _interrupted = True  # remembered: a library may swallow the KeyboardInterrupt raised here
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGINT, _on_signal)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:  # a SIGTERM the parent ignores stays ignored
+        signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        from .cli import main as cli_main
+
+        cli_main(argv)  # exits: SystemExit with the command's status
+    except KeyboardInterrupt:  # before the command's own handling took over, or after it let go
+        _interrupted_exit()
+    except SystemExit as exc:
+        if _interrupted and exc.code in (0, None):
+            _interrupted_exit()
+        raise
+
+
+def _interrupted_exit() -> None:
+    print("scalesearch: interrupted", file=sys.stderr)
+    sys.exit(130)
