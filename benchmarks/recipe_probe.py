@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = ap.parse_args()
 
-    plan = resolve_candidate(None, None, None, args.width, args.depth, args.resolution, "cpu", args.data, None)
+    plan = resolve_candidate(width_mult=args.width, depth_mult=args.depth, resolution=args.resolution, device="cpu",
+                             data=args.data)
     changes = {}
     for pair in args.overrides:
         key, _, value = pair.partition("=")

@@ -19,8 +19,10 @@ class CandidatePlan:
     coefficients: Coefficients | None
 
 
-def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device: str, data: str,
-                      epochs: int | None, *, family: str = "efficientnet") -> CandidatePlan:
+def resolve_candidate(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
+                      width_mult: float | None = None, depth_mult: float | None = None, resolution: int | None = None,
+                      device: str = "auto", data: str = "synthetic", epochs: int | None = None,
+                      family: str = "efficientnet") -> CandidatePlan:
     from .proxy import proxy_for
     from .sources import coefficients_from_options
     from .train import resolve_device
@@ -42,9 +44,19 @@ def resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, de
 
 
 def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progress: bool = True,
-              threads: int | None = None) -> dict:
-    """Train the plan's network once. On CPU with `threads` threads (default 1, as a grid trial trains, so the
-    number matches the grid's for the same network and seed); OMP_NUM_THREADS set by the user is respected."""
+              threads: int | None = None, *, run_seed: int | None = None) -> dict:
+    """Train the plan's network once, with data, split and initialisation from `seed`.
+
+    With `run_seed`, retrain seed index `seed` of a grid or search run made with `--seed run_seed`: the data and
+    split come from `run_seed`, the initialisation and shuffling from `training_seed(run_seed, seed)`, exactly
+    as the run's trial had them. Bit for bit on the CPU when the thread count is the run's (default 1, as a
+    grid trial trains; OMP_NUM_THREADS set by the user is respected) and the network is the trial's
+    (`--width-mult/--depth-mult/--resolution` from its trials.csv row).
+    """
+    from .config import training_seed
+
+    data_seed = seed if run_seed is None else run_seed
+    init_seed = seed if run_seed is None else training_seed(run_seed=run_seed, seed_index=seed)
     import os
 
     import torch
@@ -56,7 +68,7 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
     from .families.user import probe_family
     from .train import build_and_train, to_device
 
-    data = load_data(plan.data, seed=seed, device=plan.device, **plan.proxy.data_options())
+    data = load_data(plan.data, seed=data_seed, device=plan.device, **plan.proxy.data_options())
     probe_family(get_family(family), multipliers=[(plan.width_mult, plan.depth_mult)], resolution=plan.resolution,
                  num_classes=data.num_classes)
     cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,
@@ -77,7 +89,7 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
             return False
 
         result = build_and_train(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, splits=splits,
-                                 num_classes=data.num_classes, config=config, seed=seed, on_epoch=on_epoch)
+                                 num_classes=data.num_classes, config=config, seed=init_seed, on_epoch=on_epoch)
     return {
         "status": result.status, "accuracy": result.accuracy, "test_accuracy": result.test_accuracy,
         "val_history": result.val_history, "num_classes": data.num_classes, "data": data.name,
@@ -87,5 +99,6 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
         "warmup_seconds": round(result.warmup_seconds, 3), "eval_seconds": round(result.eval_seconds, 3),
         "images_per_second": round(result.images_per_second, 1), "device": str(plan.device),
         "cuda_graph": result.cuda_graph, "reason": result.reason, "seed": seed,
+        **({"run_seed": run_seed} if run_seed is not None else {}),
         **({"threads": torch.get_num_threads()} if plan.device.type == "cpu" else {}),
     }

@@ -624,7 +624,11 @@ def train(
     resolution: Optional[int] = typer.Option(None, "--resolution", callback=_positive("--resolution")),
     data: str = DATA,
     epochs: Optional[int] = typer.Option(None, "--epochs", callback=_positive("--epochs")),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of data, split and initialisation; with --run-seed, the seed "
+                                               "index of the run's trial to retrain."),
+    run_seed: Optional[int] = typer.Option(None, "--run-seed", help="Retrain a trial of a grid/search run made with "
+                                           "--seed RUN_SEED: give its network (--width-mult/--depth-mult/"
+                                           "--resolution from trials.csv), data, epochs and seed index (--seed)."),
     device: str = DEVICE,
     family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -634,9 +638,9 @@ def train(
     from .candidate import resolve_candidate, train_one
 
     console = _console()
-    plan = resolve_candidate(alpha, beta, gamma, width_mult, depth_mult, resolution, device, data, epochs,
-                             family=family)
-    result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads)
+    plan = resolve_candidate(alpha=alpha, beta=beta, gamma=gamma, width_mult=width_mult, depth_mult=depth_mult,
+                             resolution=resolution, device=device, data=data, epochs=epochs, family=family)
+    result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads, run_seed=run_seed)
     if as_json:
         import json
 

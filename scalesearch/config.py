@@ -20,6 +20,13 @@ MAX_BUDGET = 100.0
 MAX_GRID_POINTS = 10_000
 
 
+def training_seed(*, run_seed: int, seed_index: int) -> int:
+    """The seed that initialises and shuffles seed `seed_index` of a candidate in a run made with --seed
+    `run_seed` (whose data and split come from `run_seed` itself): `scalesearch train --run-seed R --seed I`
+    uses the same two, so it retrains that trial."""
+    return run_seed * 1000 + seed_index
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     mode: str  # "grid", "search" or "compare"

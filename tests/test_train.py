@@ -153,3 +153,36 @@ def test_train_config_validation():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError):
         TrainConfig(lr=0)
+
+
+@pytest.mark.slow
+def test_train_with_run_seed_retrains_a_grid_trial_bit_for_bit(cli, tmp_path, tiny_npz):
+    """`scalesearch train --run-seed R --seed I` is seed index I of a run made with --seed R: same data and split
+    (from R), same initialisation and order (R * 1000 + I). Before, `train --seed S` matched a grid trial only for
+    run seed 0 and seed index 0."""
+    import json
+
+    import optuna
+
+    out = tmp_path / "run"
+    code, _, err = cli("grid", "--budget", "2x", "--step", "0.2", "--data", tiny_npz, "--epochs", "1", "--seeds", "2",
+                       "--tolerance", "0.25", "--seed", "3", "--out", out, "--device", "cpu")
+    assert code == 0, err
+    study = optuna.load_study(study_name="scalesearch-grid-2x", storage=f"sqlite:///{out / 'study.db'}")
+    trained = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+               and "same_network_as" not in t.user_attrs and t.user_attrs.get("seed") == 1]
+    assert trained, "no trial trained seed index 1"
+    trial = trained[0]
+    code, stdout, err = cli("train", "--width-mult", trial.user_attrs["width_mult"], "--depth-mult",
+                            trial.user_attrs["depth_mult"], "--resolution", trial.user_attrs["resolution"],
+                            "--data", tiny_npz, "--epochs", "1", "--seed", "1", "--run-seed", "3", "--json",
+                            "--device", "cpu")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["accuracy"] == trial.value and result["test_accuracy"] == trial.user_attrs["test_accuracy"]
+    # Without --run-seed the same seed is another experiment (data seed 1, initialisation seed 1).
+    code, stdout, _ = cli("train", "--width-mult", trial.user_attrs["width_mult"], "--depth-mult",
+                          trial.user_attrs["depth_mult"], "--resolution", trial.user_attrs["resolution"],
+                          "--data", tiny_npz, "--epochs", "1", "--seed", "1", "--json", "--device", "cpu")
+    other = json.loads(stdout)
+    assert code == 0 and other["data_fingerprint"] != result["data_fingerprint"]  # another split of the file

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from ..budget import MatchedCandidate, build_matched
-from ..config import SearchConfig
+from ..config import SearchConfig, training_seed
 from ..scaling import Coefficients
 from .interrupts import interruptible, shielded
 from .queue import fail_stale_trials
@@ -242,7 +242,8 @@ class Experiment:
             splits = self.splits(m.resolution)
             result = build_and_train(cfg.family, width_mult=m.width_mult, depth_mult=m.depth_mult,
                                      splits=splits, num_classes=self.data.num_classes,
-                                     config=self.proxy.train, seed=cfg.seed * 1000 + seed_index,
+                                     config=self.proxy.train,
+                                     seed=training_seed(run_seed=cfg.seed, seed_index=seed_index),
                                      on_epoch=on_epoch)
         trial.set_user_attr("seconds", result.seconds)
         # Where a trial's time goes: the overhead is the trial's wall time less train_seconds.
