@@ -49,11 +49,12 @@ def grid_figures(run: Path) -> dict | None:
         return None
     rows = list(csv.DictReader(rows_path.open()))
     networks = {}
-    for r in rows:
+    for r in rows:  # grid points that rounding built into one network count once (same blocks, widths, size)
         if r["state"] == "complete" and r["accuracy"]:
-            networks.setdefault((r["depth_mult"], r["width_mult"], r["resolution"]), float(r["accuracy"]))
+            key = (round(float(r["alpha_eff"]), 6), round(float(r["beta_eff"]), 6), r["resolution"])
+            networks.setdefault(key, float(r["accuracy"]))
     figures = {"points": len(rows), "trained": sum(r["state"] == "complete" for r in rows),
-               "networks": {f"d{k[0]} w{k[1]} {k[2]}px": v for k, v in networks.items()}}
+               "networks": {f"depth x{k[0]:g} width x{k[1]:g} {k[2]}px": v for k, v in networks.items()}}
     if networks:
         figures["spread_points"] = round(100 * (max(networks.values()) - min(networks.values())), 1)
     overheads = trial_overheads(run)

@@ -68,7 +68,7 @@ _RUN_CALLBACKS = ("on_trial", "on_progress", "log_line")
 def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, seeds: int | str = "auto",
          data: str = "synthetic", epochs: int | None = None, device: str = "auto", out: str | Path | None = None,
          storage: str | None = None, study: str | None = None, seed: int = 0, family: str = "efficientnet",
-         alpha: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
+         significance: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
          devices: list[int] | None = None, jobs_per_device: int = 1, **callbacks) -> RunResult:
     """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained.
 
@@ -77,7 +77,8 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     cfg = SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=str(data),
                        epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
-                       study=study, seed=seed, family=family, alpha=alpha, skip_bad_images=skip_bad_images,
+                       study=study, seed=seed, family=family, significance=significance,
+                       skip_bad_images=skip_bad_images,
                        threads=threads, command_line=callbacks.get("command_line", ""))
     return _with_workers("grid", kwargs, lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
                          device=device, threads=threads, callbacks=callbacks)
@@ -86,7 +87,7 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
 def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", pruner: str = "none",
            tolerance: float = 0.1, seeds: int | str = "auto", data: str = "synthetic", epochs: int | None = None,
            device: str = "auto", out: str | Path | None = None, storage: str | None = None, study: str | None = None,
-           seed: int = 0, family: str = "efficientnet", alpha: float = 0.05, skip_bad_images: bool = False,
+           seed: int = 0, family: str = "efficientnet", significance: float = 0.05, skip_bad_images: bool = False,
            threads: int | None = None, jobs: int | str = 1, devices: list[int] | None = None,
            jobs_per_device: int = 1, **callbacks) -> RunResult:
     """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget (`jobs` as for `grid`)."""
@@ -94,7 +95,7 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
     cfg = SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                        tolerance=tolerance, seeds=seeds, data=str(data), epochs=epochs, device=device,
                        out=Path(out) if out is not None else None, storage=storage, study=study, seed=seed,
-                       family=family, alpha=alpha, skip_bad_images=skip_bad_images, threads=threads,
+                       family=family, significance=significance, skip_bad_images=skip_bad_images, threads=threads,
                        command_line=callbacks.get("command_line", ""))
     return _with_workers("search", kwargs,
                          lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
@@ -111,7 +112,7 @@ def _run_callbacks(callbacks: dict) -> dict:
 def compare(*, from_run: str | Path | None = None, budget: float | None = None, phi: float = 1.0,
             seeds: int | None = None, data: str | None = None, epochs: int | None = None, device: str | None = None,
             out: str | Path | None = None, storage: str | None = None, seed: int | None = None,
-            family: str | None = None, tolerance: float | None = None, alpha: float = 0.05,
+            family: str | None = None, tolerance: float | None = None, significance: float = 0.05,
             skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
             devices: list[int] | None = None, jobs_per_device: int = 1, **callbacks) -> RunResult:
     """`scalesearch compare`: compound scaling against depth-, width- and resolution-only at one measured budget.
@@ -146,7 +147,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            device=device or run_cfg.get("device", "auto"),
                            out=Path(out) if out is not None else Path(from_run), storage=run_cfg.get("storage"),
                            study=f"{best['study']}-compare{suffix}", seed=int(run_cfg.get("seed", 0)),
-                           family=str(run_cfg.get("family", "efficientnet")), alpha=alpha,
+                           family=str(run_cfg.get("family", "efficientnet")), significance=significance,
                            skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
                            threads=threads if threads is not None else run_cfg.get("threads"),
                            command_line=command_line)
@@ -160,7 +161,8 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            seeds=len(setup.seeds), data=data or "synthetic", epochs=epochs, device=device or "auto",
                            out=Path(out) if out is not None else Path("runs") / f"compare-{budget:g}x",
                            storage=storage, study=f"scalesearch-compare-{budget:g}x{suffix}",
-                           seed=0 if seed is None else seed, family=family or "efficientnet", alpha=alpha,
+                           seed=0 if seed is None else seed, family=family or "efficientnet",
+                           significance=significance,
                            skip_bad_images=skip_bad_images, threads=threads, command_line=command_line)
     cfg = cfg.validated()
     run_callbacks = _run_callbacks(callbacks)
@@ -183,31 +185,77 @@ def default_phis(preset: str | None) -> list[int]:
     return sorted(m.index for m in preset_spec(preset).official.values() if m.index <= 7)
 
 
+class ExpandedFamily(list):
+    """`expand`'s members in φ order (a list), with the title and metadata its tables carry."""
+
+    def __init__(self, members, *, title: str, meta: dict, notes: list[str]):
+        super().__init__(members)
+        self.title, self.meta, self.notes = title, meta, notes  # notes: what the user should be told
+
+
 def expand(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
            from_run: str | Path | None = None, preset: str | None = None, phis: Iterable[int] | None = None,
            family: str | None = None, base_resolution: int | None = None, num_classes: int = 1000,
            resolution_multiple: int = 8, match_budget: bool = False,
-           on_member: Callable[[str], None] | None = None):
-    """`scalesearch expand`: coefficients (given, from a run, or the paper's) or a preset -> measured members."""
-    from .expansion import expand_family, expand_preset, preset_spec
+           on_member: Callable[[str], None] | None = None,
+           on_note: Callable[[str], None] | None = None) -> ExpandedFamily:
+    """`scalesearch expand`: coefficients (given, from a run, or the paper's) or a preset -> measured members.
+
+    `on_note(line)` hears, as it is found, what the command line prints beside the table: where the
+    coefficients and the family came from, an unfinished run, members that miss their FLOP target."""
+    import json
+
+    from .expansion import expand_family, expand_preset, preset_spec, preset_title, target_miss_note
     from .families import resolve_family
     from .families.user import probe_family
     from .sources import resolve_coefficients
+
+    notes: list[str] = []
+
+    def note(line: str) -> None:
+        notes.append(line)
+        if on_note is not None:
+            on_note(line)
 
     phis = list(phis) if phis is not None else default_phis(preset)
     if preset is not None:
         if any(v is not None for v in (alpha, beta, gamma, from_run)):
             raise UserError("--preset takes the published table: drop --alpha/--beta/--gamma/--from")
         preset_spec(preset)  # UserError if unknown
-        return expand_preset(preset, phis, num_classes=num_classes, on_member=on_member)
+        members = expand_preset(preset, phis, num_classes=num_classes, on_member=on_member)
+        return ExpandedFamily(members, title=preset_title(preset), notes=notes,
+                              meta={"source": f"preset {preset}", "family": preset})
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
-    family = family or source.family or "efficientnet"  # default: the family the run searched
+    if family is None and source.family is not None:  # default: the family the run searched
+        family = source.family
+        resolve_family(family)
+        note(f"Family from {source.best_json}: {family}")
+    family = family or "efficientnet"
+    if source.best_json is not None:
+        try:
+            complete = json.loads(Path(source.best_json).read_text(encoding="utf-8")).get("complete", True)
+        except (OSError, ValueError):
+            complete = True
+        if complete is False:
+            note(f"Note: {source.best_json} comes from a study that is not complete (interrupted, or still running); "
+                 "its winner may change when the run is resumed.")
+    c = source.coefficients
+    note(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
+         f"(α·β²·γ² = {c.flops_factor:.4g})")
     spec = resolve_family(family)
     probe_family(spec, multipliers=[(1.0, 1.0)], resolution=base_resolution or spec.base_resolution,
                  num_classes=num_classes)
-    return expand_family(source.coefficients, phis, family=family, base_resolution=base_resolution,
-                         num_classes=num_classes, resolution_multiple=resolution_multiple,
-                         match_budget=match_budget, on_member=on_member)
+    members = expand_family(c, phis, family=family, base_resolution=base_resolution, num_classes=num_classes,
+                            resolution_multiple=resolution_multiple, match_budget=match_budget, on_member=on_member)
+    miss = target_miss_note(members, match_budget=match_budget, resolution_multiple=resolution_multiple)
+    if miss:
+        note(miss)
+    matched = ", resolution matched to the budget" if match_budget else ""
+    title = (f"{family} family: α={c.alpha:.4g}, β={c.beta:.4g}, γ={c.gamma:.4g} "
+             f"(α·β²·γ² = {c.flops_factor:.4g}){matched}")
+    meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+            "flops_factor": c.flops_factor, "match_budget": match_budget}
+    return ExpandedFamily(members, title=title, meta=meta, notes=notes)
 
 
 def plot_family(members, paths: Iterable[str | Path], *, title: str = "") -> list[Path]:
@@ -244,7 +292,8 @@ def report_run(*, from_run: str | Path, format: str | None = None, out: str | Pa
     from .fileio import atomic_write_text, probe_writable_dir, probe_writable_file
     from .reporting.figures import write_report_figures
     from .reporting.load import load_run
-    from .reporting.tables import FORMAT_BY_SUFFIX, FORMATS, render
+    from .report import FORMAT_BY_SUFFIX
+    from .reporting.tables import FORMATS, render
 
     out = Path(out) if out is not None else None
     fmt = format or (FORMAT_BY_SUFFIX.get(out.suffix.lower()) if out is not None else None) or "md"

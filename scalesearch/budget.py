@@ -56,7 +56,7 @@ def match_resolution(flops_at: Callable[[int], int], target: float, *, start: in
     return min(candidates, key=lambda res: (abs(math.log(flops_at(res) / target)), abs(res - start)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MatchedCandidate:
     """One candidate as built: requested multipliers, matched resolution, measured cost, effective coefficients."""
 
@@ -153,13 +153,14 @@ def describe_candidate(family: str, *, depth_mult: float, width_mult: float, res
         network = f"{family} blocks {list(shape.repeats)} widths {list(shape.widths)} at {resolution}px"
     else:
         # Both probed at the base's resolution, so that a stage has one feature-map size in both.
-        built, base = (built_structure(family, width_mult=w, depth_mult=d, num_classes=num_classes,
+        built, base = (built_structure(family, depth_mult=d, width_mult=w, num_classes=num_classes,
                                        probe_resolution=base_resolution)
-                       for w, d in ((width_mult, depth_mult), (base_width, base_depth)))
+                       for d, w in ((depth_mult, width_mult), (base_depth, base_width)))
         alpha_eff, beta_eff = estimated_depth_width(built, base)
         network = opaque_network_name(family, built, resolution=resolution)
-    return MatchedCandidate(depth_mult, width_mult, resolution, cost.flops, cost.params, flops_ratio,
-                            alpha_eff, beta_eff, gamma_eff, network)
+    return MatchedCandidate(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution, flops=cost.flops,
+                            params=cost.params, flops_ratio=flops_ratio, alpha_eff=alpha_eff, beta_eff=beta_eff,
+                            gamma_eff=gamma_eff, network=network)
 
 
 def opaque_network_name(family: str, built: Structure, *, resolution: int) -> str:

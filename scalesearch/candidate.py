@@ -8,10 +8,10 @@ from .errors import UserError
 from .scaling import Coefficients
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CandidatePlan:
-    width_mult: float
     depth_mult: float
+    width_mult: float
     resolution: int
     device: object
     proxy: object
@@ -40,7 +40,8 @@ def resolve_candidate(*, alpha: float | None = None, beta: float | None = None, 
         width = width_mult if width_mult is not None else proxy.width_mult
         depth = depth_mult if depth_mult is not None else proxy.depth_mult
         res = resolution if resolution is not None else proxy.resolution
-    return CandidatePlan(width, depth, res, dev, proxy, data, coeffs)
+    return CandidatePlan(depth_mult=depth, width_mult=width, resolution=res, device=dev, proxy=proxy, data=data,
+                         coefficients=coeffs)
 
 
 def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progress: bool = True,
@@ -69,7 +70,7 @@ def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progres
     from .train import build_and_train, to_device
 
     data = load_data(plan.data, seed=data_seed, device=plan.device, **plan.proxy.data_options())
-    probe_family(get_family(family), multipliers=[(plan.width_mult, plan.depth_mult)], resolution=plan.resolution,
+    probe_family(get_family(family), multipliers=[(plan.depth_mult, plan.width_mult)], resolution=plan.resolution,
                  num_classes=data.num_classes)
     cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,
                         num_classes=data.num_classes)

@@ -21,9 +21,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-FORMAT_BY_SUFFIX = {".csv": "csv", ".md": "md", ".tex": "latex", ".json": "json"}
-
-
 def _console():
     from rich.console import Console
 
@@ -81,13 +78,13 @@ def _positive(name: str):
 
 
 def _output_format(fmt: str, out: Optional[Path]) -> str:
-    from .report import FORMATS
+    from .report import FORMAT_BY_SUFFIX, FORMATS
 
     if fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if out is not None and fmt == "table":
         fmt = FORMAT_BY_SUFFIX.get(out.suffix.lower(), "")
-        if not fmt:
+        if fmt not in FORMATS:
             raise UserError(f"cannot tell the format of {out} from its suffix: add --format csv|md|latex|json")
     if out is not None:
         from .fileio import probe_writable_file
@@ -136,41 +133,14 @@ def expand(
     console = _console()
     from . import api
     from .report import render, rich_table
-    from .sources import resolve_coefficients
 
-    if preset is not None:
-        from .expansion import preset_title
-
-        title = preset_title(preset)
-        meta = {"source": f"preset {preset}", "family": preset}
-    else:
-        source = resolve_coefficients(alpha, beta, gamma, from_)
-        c = source.coefficients
-        if family is None and source.family is not None:
-            family = _family_option(source.family)
-            console.print(f"Family from {source.best_json}: {family}")
-        family = family or "efficientnet"
-        if source.best_json is not None:
-            _say_if_incomplete(console, source.best_json)
-        console.print(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
-                      f"(α·β²·γ² = {c.flops_factor:.4g})")
-        matched = ", resolution matched to the budget" if match_budget else ""
-        title = (f"{family} family: α={c.alpha:.4g}, β={c.beta:.4g}, γ={c.gamma:.4g} "
-                 f"(α·β²·γ² = {c.flops_factor:.4g}){matched}")
-        meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta,
-                "gamma": c.gamma, "flops_factor": c.flops_factor, "match_budget": match_budget}
-        alpha, beta, gamma, from_ = c.alpha, c.beta, c.gamma, None
     phis = phis if phis is not None else api.default_phis(preset)
     rows = _with_progress(console, len(phis), lambda tick: api.expand(
         alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
         base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
-        match_budget=match_budget, on_member=tick))
-    if preset is None:  # a published table is what it is; --match-budget does not apply to it
-        from .expansion import target_miss_note
-
-        note = target_miss_note(rows, match_budget=match_budget, resolution_multiple=resolution_multiple)
-        if note:
-            console.print(note, markup=False, highlight=False, soft_wrap=True)
+        match_budget=match_budget, on_member=tick,
+        on_note=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
+    title, meta = rows.title, rows.meta
     if plot_files:
         api.plot_family(rows, plot_files, title=title)
         console.print(f"Wrote the family curve to {' and '.join(str(p) for p in plot_files)}.")
@@ -210,18 +180,6 @@ def _plot_files(plot: Optional[Path]) -> list[Path]:
     return files
 
 
-def _say_if_incomplete(console, best_json: Path) -> None:
-    import json
-
-    try:
-        complete = json.loads(best_json.read_text(encoding="utf-8")).get("complete", True)
-    except (OSError, ValueError):
-        return
-    if complete is False:
-        console.print(f"Note: {best_json} comes from a study that is not complete (interrupted, or still running); "
-                      "its winner may change when the run is resumed.")
-
-
 def _with_progress(console, total: int, work):
     """Run work(tick) under a progress bar; tick(name) advances it by one member."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -248,7 +206,7 @@ def flops(
     from .families import get_family
     from .families.user import probe_family
 
-    probe_family(get_family(family), multipliers=[(width_mult, depth_mult)], resolution=resolution,
+    probe_family(get_family(family), multipliers=[(depth_mult, width_mult)], resolution=resolution,
                  num_classes=num_classes)
     cost = measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
                         num_classes=num_classes)
@@ -491,7 +449,8 @@ def grid(
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
     _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
-                device=device, out=out, storage=storage, study=study, seed=seed, family=family, alpha=alpha_level,
+                device=device, out=out, storage=storage, study=study, seed=seed, family=family,
+                significance=alpha_level,
                 skip_bad_images=skip_bad_images, threads=threads, jobs=jobs, devices=devices,
                 jobs_per_device=jobs_per_device)
 
@@ -512,7 +471,7 @@ def search(
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
     _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
                 seeds=seeds, data=data, epochs=epochs, device=device, out=out, storage=storage, study=study,
-                seed=seed, family=family, alpha=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
+                seed=seed, family=family, significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
                 jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
 
 
@@ -560,7 +519,7 @@ def compare(
     try:
         result = run_compare(from_run=from_, budget=budget, phi=phi, seeds=seeds, data=data, epochs=epochs,
                              device=device, out=out, storage=storage, seed=seed, family=family,
-                             tolerance=tolerance, alpha=alpha_level, skip_bad_images=skip_bad_images,
+                             tolerance=tolerance, significance=alpha_level, skip_bad_images=skip_bad_images,
                              threads=threads, jobs=jobs, devices=devices, jobs_per_device=jobs_per_device,
                              on_trial=on_trial, log_line=say, on_progress=on_progress, command_line=_command_line())
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ CSV_COLUMNS = ("name", "depth_mult", "width_mult", "resolution", "flops", "flops
                "test_accuracy", "state", "verdict")
 
 
-def baseline_verdict(compound, baseline, *, alpha: float) -> dict:
+def baseline_verdict(compound, baseline, *, significance: float) -> dict:
     """The compound arm against one baseline, on the seeds both completed."""
     name = baseline.arm.name
     if compound.state != "complete" or baseline.state != "complete":
@@ -37,11 +37,11 @@ def baseline_verdict(compound, baseline, *, alpha: float) -> dict:
     if n < MIN_TEST_SEEDS:
         return {"text": f"{lead}: no verdict ({numbers}; a verdict needs {MIN_TEST_SEEDS}+ seeds)",
                 "better": None, "test": test.to_dict()}
-    if test.p >= alpha:
-        return {"text": f"{lead}: no significant difference at alpha = {alpha:g} ({numbers})",
+    if test.p >= significance:
+        return {"text": f"{lead}: no significant difference at alpha = {significance:g} ({numbers})",
                 "better": None, "test": test.to_dict()}
     better = "compound" if test.mean_difference > 0 else name
-    return {"text": f"{lead}: {better} is better at alpha = {alpha:g} ({numbers})", "better": better,
+    return {"text": f"{lead}: {better} is better at alpha = {significance:g} ({numbers})", "better": better,
             "test": test.to_dict()}
 
 
@@ -60,17 +60,17 @@ def _arm_dict(rec) -> dict:
     }
 
 
-def compare_payload(records: Sequence, setup, *, budget: float, tolerance: float, alpha: float, complete: bool,
+def compare_payload(records: Sequence, setup, *, budget: float, tolerance: float, significance: float, complete: bool,
                     extra: dict) -> dict:
     """compare.json: the four arms (compound first) with verdicts, and the unscaled proxy as `baseline`."""
     compound, *baselines = records[:4]
     arms = [{**_arm_dict(compound), "verdict": {"text": "reference arm", "better": None, "test": None}}]
-    arms += [{**_arm_dict(rec), "verdict": baseline_verdict(compound, rec, alpha=alpha)} for rec in baselines]
+    arms += [{**_arm_dict(rec), "verdict": baseline_verdict(compound, rec, significance=significance)} for rec in baselines]
     c = setup.compound
     return {
         "budget": budget, "phi": setup.phi, "target_ratio": budget**setup.phi, "tolerance": tolerance,
         "compound": {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma}, "source": setup.source,
-        "seeds": list(setup.seeds), "alpha_level": alpha, "complete": complete,
+        "seeds": list(setup.seeds), "alpha_level": significance, "complete": complete,
         "test": "two-sided paired t-test (scipy.stats.ttest_rel) of the compound arm against each baseline",
         "flop_convention": FLOP_CONVENTION, "arms": arms,
         "baseline": _arm_dict(records[4]) if len(records) > 4 else None, **extra,

@@ -34,7 +34,7 @@ class SearchConfig:
     step: float = 0.05
     tolerance: float = 0.1
     seeds: int | str = "auto"  # "auto": race (extra seeds only for contenders); K: every candidate K seeds
-    alpha: float = 0.05  # significance level of the racing verdict
+    significance: float = 0.05  # level of the racing verdict's test (--alpha-level)
     trials: int = 20
     sampler: str = "tpe"
     pruner: str = "none"
@@ -69,8 +69,8 @@ class SearchConfig:
             raise UserError(f"--tolerance must be in (0, 1), got {self.tolerance:g}")
         if self.seeds != "auto" and not (isinstance(self.seeds, int) and self.seeds >= 1):
             raise UserError(f"--seeds must be 'auto' or a whole number >= 1, got {self.seeds!r}")
-        if not (0 < self.alpha < 0.5):
-            raise UserError(f"--alpha-level must be in (0, 0.5), got {self.alpha:g}")
+        if not (0 < self.significance < 0.5):
+            raise UserError(f"--alpha-level must be in (0, 0.5), got {self.significance:g}")
         if self.trials < 1:
             raise UserError(f"--trials must be >= 1, got {self.trials}")
         if self.sampler not in SAMPLERS:
@@ -132,6 +132,7 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["alpha"] = d.pop("significance")  # best.json's key since the first release (--alpha-level)
         d["out"] = str(self.out_dir)
         d["storage"] = self.storage_url if self.storage else d["storage"]
         return d

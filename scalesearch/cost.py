@@ -96,7 +96,7 @@ _COST_BY_SHAPE: dict[tuple, Cost] = {}
 
 
 def measure_cost(
-    family: str, *, width_mult: float, depth_mult: float, resolution: int, num_classes: int = 1000
+    family: str, *, depth_mult: float, width_mult: float, resolution: int, num_classes: int = 1000
 ) -> Cost:
     """Cost of one configuration, cached per process (search and expand re-ask often).
 

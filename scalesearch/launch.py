@@ -30,13 +30,23 @@ def main(argv: list[str] | None = None) -> None:
 
         cli_main(argv)  # exits: SystemExit with the command's status
     except KeyboardInterrupt:  # before the command's own handling took over, or after it let go
-        _interrupted_exit()
+        _exit_interrupted(say=True)
     except SystemExit as exc:
-        if _interrupted and exc.code in (0, None):
-            _interrupted_exit()
+        if _interrupted:  # signalled: 130 whatever the command's ending said, and said once
+            _exit_interrupted(say=exc.code in (0, None))
         raise
 
 
-def _interrupted_exit() -> None:
-    print("scalesearch: interrupted", file=sys.stderr)
-    sys.exit(130)
+def _exit_interrupted(*, say: bool) -> None:
+    """Exit 130 now: the interpreter's shutdown could still meet the signal's KeyboardInterrupt (seen: a run
+    that had said 'interrupted' ended killed by SIGINT, status -2). The study and files are written by now."""
+    import os
+
+    if say:
+        print("scalesearch: interrupted", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(130)

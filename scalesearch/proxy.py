@@ -13,11 +13,11 @@ from .scaling import Coefficients, ScaledDims
 from .train import TrainConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProxyPreset:
     name: str
-    width_mult: float
     depth_mult: float
+    width_mult: float
     resolution: int  # input size of the φ = 0 proxy
     image_size: int  # size the data set is stored at (>= the largest candidate's resolution)
     synthetic_sizes: tuple[int, int, int]  # train, validation, test images of the embedded data

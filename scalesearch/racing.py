@@ -7,7 +7,7 @@ or the contenders have `cap` seeds.
 
 A candidate is *clearly behind* the leader when
   - they share at least MIN_TEST_SEEDS seeds and a one-sided paired t-test
-    (scipy.stats.ttest_rel) says the leader is better at level `alpha`; or
+    (scipy.stats.ttest_rel) says the leader is better at significance level `significance`; or
   - they share fewer, and its mean trails the leader's by more than `z`
     standard deviations of a one-seed difference (√2·σ, σ pooled from the
     candidates that already have two or more seeds). Before any σ exists only
@@ -132,7 +132,7 @@ class RaceRound:
     set_aside: tuple[Hashable, ...] = ()  # not clearly behind, but beyond max_contenders this round
 
 
-def race(results: Mapping[Hashable, Accuracies], *, cap: int, alpha: float = 0.05, z: float = 2.0,
+def race(results: Mapping[Hashable, Accuracies], *, cap: int, significance: float = 0.05, z: float = 2.0,
          first_round: int = 3, max_contenders: int | None = 3) -> RaceRound:
     """One decision of the race from the completed results (call it when nothing is pending)."""
     order = ranking(results)
@@ -145,7 +145,7 @@ def race(results: Mapping[Hashable, Accuracies], *, cap: int, alpha: float = 0.0
         common = set(results[c]) & set(results[leader])
         if len(common) >= MIN_TEST_SEEDS:
             test = compare_common(results[leader], results[c])
-            behind = test.p is not None and test.p < alpha
+            behind = test.p is not None and test.p < significance
         elif rank == 1:
             behind = False  # the runner-up is dropped only by a test
         elif sigma is None:
@@ -173,34 +173,36 @@ class Verdict:
     winner: Hashable
     runner_up: Hashable | None
     test: PairedTest | None
-    alpha: float
+    significance: float  # the level the verdict was tested at
     separated: bool
     text: str  # one line for the console and best.json
 
     def to_dict(self) -> dict:
-        return {"alpha": self.alpha, "separated": self.separated, "text": self.text,
+        # "alpha": best.json's key for the significance level since the first release.
+        return {"alpha": self.significance, "separated": self.separated, "text": self.text,
                 **({"test": self.test.to_dict()} if self.test else {"test": None})}
 
 
-def verdict(results: Mapping[Hashable, Accuracies], *, alpha: float = 0.05) -> Verdict | None:
+def verdict(results: Mapping[Hashable, Accuracies], *, significance: float = 0.05) -> Verdict | None:
     """The leader against the runner-up, paired on the seeds they share."""
     order = ranking(results)
     if not order:
         return None
     winner = order[0]
     if len(order) == 1:
-        return Verdict(winner, None, None, alpha, False, "only one candidate completed: nothing to compare")
+        return Verdict(winner, None, None, significance, False, "only one candidate completed: nothing to compare")
     runner = order[1]
     test = compare_common(results[winner], results[runner])
     n = len(test.seeds)
     lead = f"winner ahead of the runner-up by {100 * test.mean_difference:+.2f} points on {n} paired seed(s)"
     if test.p is None:
         why = "one seed, no test" if n < 2 else "identical on every seed"
-        return Verdict(winner, runner, test, alpha, False, f"{lead}: not separated ({why})")
+        return Verdict(winner, runner, test, significance, False, f"{lead}: not separated ({why})")
     stats_text = f"{test_statistic(test)}, df = {test.df}, one-sided p = {test.p:.3g}"
-    separated = n >= MIN_TEST_SEEDS and test.p < alpha
+    separated = n >= MIN_TEST_SEEDS and test.p < significance
     if separated:
-        return Verdict(winner, runner, test, alpha, True, f"{lead}: separated at alpha = {alpha:g} ({stats_text})")
+        return Verdict(winner, runner, test, significance, True,
+                       f"{lead}: separated at alpha = {significance:g} ({stats_text})")
     short = f"; a verdict needs {MIN_TEST_SEEDS}+ seeds" if n < MIN_TEST_SEEDS else ""
-    return Verdict(winner, runner, test, alpha, False,
-                   f"{lead}: not separated at alpha = {alpha:g} ({stats_text}{short})")
+    return Verdict(winner, runner, test, significance, False,
+                   f"{lead}: not separated at alpha = {significance:g} ({stats_text}{short})")

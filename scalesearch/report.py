@@ -11,6 +11,9 @@ from .cost import FLOP_CONVENTION
 from .expansion import COLUMNS, FamilyMember
 
 FORMATS = ("table", "csv", "md", "latex", "json")
+#: Output file suffix -> format, for `expand --out` and `report --out` (each accepts the formats it writes).
+FORMAT_BY_SUFFIX = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".json": "json",
+                    ".html": "html", ".htm": "html"}
 
 
 def to_csv(rows: Sequence[FamilyMember]) -> str:

@@ -44,7 +44,7 @@ class Coefficients:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScaledDims:
     depth_mult: float
     width_mult: float

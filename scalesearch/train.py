@@ -479,8 +479,8 @@ def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, sta
 def build_and_train(
     family: str,
     *,
-    width_mult: float,
     depth_mult: float,
+    width_mult: float,
     splits: DeviceSplits,
     num_classes: int,
     config: TrainConfig,

@@ -104,8 +104,9 @@ def test_a_signal_anywhere_in_start_up_ends_the_command_with_130_and_one_line(tm
     """From the command's first instruction: while torch and typer import, while the CLI parses, while the
     costs are measured. Before, a SIGTERM in the first second sometimes ended `expand` with status 0 and
     nothing said, and one during the imports killed it (-15)."""
-    env = {**os.environ, "SCALESEARCH_CACHE": str(tmp_path / "cache")}  # measuring takes seconds, not a lookup
     for delay in delays:
+        # A cost cache of its own: measuring then takes seconds, where stored costs would end it first.
+        env = {**os.environ, "SCALESEARCH_CACHE": str(tmp_path / f"cache-{delay}")}
         proc = subprocess.Popen([sys.executable, "-m", "scalesearch", "expand", "--phi", "0..7", "--preset",
                                  "efficientnet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.time() + 30

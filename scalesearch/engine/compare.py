@@ -147,7 +147,7 @@ class CompareOutputs:
 
         records = arm_records(study.get_trials(deepcopy=False), self.exp)
         payload = compare_payload(records, self.exp.setup, budget=self.cfg.budget, tolerance=self.cfg.tolerance,
-                                  alpha=self.cfg.alpha, complete=complete, extra=self.extra)
+                                  significance=self.cfg.significance, complete=complete, extra=self.extra)
         stem = self.cfg.out_dir / output_stem(self.exp.setup.phi)
         # Not with_suffix: for φ = 0.5 it would cut "compare-phi0.5" down to "compare-phi0.json".
         atomic_write_json(stem.with_name(stem.name + ".json"), payload)

@@ -220,19 +220,19 @@ def race_results(records: Sequence[CandidateRecord]) -> dict[tuple, dict[int, fl
     return out
 
 
-def final_verdict(records: Sequence[CandidateRecord], alpha: float) -> tuple[CandidateRecord, Verdict] | None:
+def final_verdict(records: Sequence[CandidateRecord], significance: float) -> tuple[CandidateRecord, Verdict] | None:
     results = race_results(records)
-    v = verdict(results, alpha=alpha)
+    v = verdict(results, significance=significance)
     if v is None:
         return None
     by_key = {r.params_key: r for r in records}
     return by_key[v.winner], v
 
 
-def best_payload(records: Sequence[CandidateRecord], *, budget: float, tolerance: float, alpha: float,
+def best_payload(records: Sequence[CandidateRecord], *, budget: float, tolerance: float, significance: float,
                  complete: bool, extra: dict) -> dict | None:
     """best.json: the winner (nominal and effective coefficients), its seeds, the verdict, and run facts."""
-    found = final_verdict(records, alpha)
+    found = final_verdict(records, significance)
     if found is None:
         return None
     best, v = found

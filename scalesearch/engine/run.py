@@ -339,7 +339,8 @@ class Worker:
             if strategy.racing and strategy.first_pass_done(trials):
                 from .results import race_results
 
-                rnd = race(race_results(candidate_records(trials, cfg.budget)), cap=strategy.cap, alpha=cfg.alpha)
+                rnd = race(race_results(candidate_records(trials, cfg.budget)), cap=strategy.cap,
+                           significance=cfg.significance)
                 if rnd.next_items:
                     params_of = candidate_params(trials)
                     items = [(params_of[cand], seed) for cand, seed in rnd.next_items]
@@ -431,7 +432,8 @@ class Outputs:
         cfg = self.cfg
         records = candidate_records(study.get_trials(deepcopy=False), cfg.budget)
         atomic_write_text(cfg.out_dir / "trials.csv", rows_to_csv(records))
-        best = best_payload(records, budget=cfg.budget, tolerance=cfg.tolerance, alpha=cfg.alpha, complete=complete,
+        best = best_payload(records, budget=cfg.budget, tolerance=cfg.tolerance, significance=cfg.significance,
+                            complete=complete,
                             extra=self.extra)
         if best is not None:
             atomic_write_json(cfg.out_dir / "best.json", best)

@@ -51,8 +51,8 @@ class Strategy:
 
     @classmethod
     def extreme_multipliers(cls, cfg, proxy) -> list[tuple[float, float]]:
-        """(width, depth) of the proxy and of the largest network the study can ask for: checked before training."""
-        return [(proxy.width_mult, proxy.depth_mult)]
+        """(depth, width) of the proxy and of the largest network the study can ask for: checked before training."""
+        return [(proxy.depth_mult, proxy.width_mult)]
 
     # ------------------------------------------------------------ what the study wants
 
@@ -141,7 +141,7 @@ class GridStrategy(Strategy):
     @classmethod
     def extreme_multipliers(cls, cfg, proxy):
         alpha, beta = cfg.budget**0.5, cfg.budget**0.25  # the grid's upper ends
-        return [(proxy.width_mult, proxy.depth_mult), (proxy.width_mult * beta, proxy.depth_mult * alpha)]
+        return [(proxy.depth_mult, proxy.width_mult), (proxy.depth_mult * alpha, proxy.width_mult * beta)]
 
     def points(self) -> list[dict]:
         return [{"alpha": c.alpha, "beta": c.beta} for c in grid_candidates(self.cfg.budget, self.cfg.step)]
@@ -174,7 +174,7 @@ class SamplerStrategy(Strategy):
     @classmethod
     def extreme_multipliers(cls, cfg, proxy):
         alpha, beta = cfg.budget, cfg.budget**0.5  # the simplex's corners
-        return [(proxy.width_mult, proxy.depth_mult), (proxy.width_mult * beta, proxy.depth_mult * alpha)]
+        return [(proxy.depth_mult, proxy.width_mult), (proxy.depth_mult * alpha, proxy.width_mult * beta)]
 
     def first_items(self, trials) -> list[dict]:
         """Every non-stray seed-0 trial that got as far as its parameters."""

@@ -202,16 +202,16 @@ def efficientnet_dropout(phi: float) -> float:
 
 #: The official hand-tuned family (width, depth, resolution, dropout), not α^φ.
 OFFICIAL = {
-    "b0": OfficialMember(0, 1.0, 1.0, 224, 0.2),
-    "b1": OfficialMember(1, 1.0, 1.1, 240, 0.2),
-    "b2": OfficialMember(2, 1.1, 1.2, 260, 0.3),
-    "b3": OfficialMember(3, 1.2, 1.4, 300, 0.3),
-    "b4": OfficialMember(4, 1.4, 1.8, 380, 0.4),
-    "b5": OfficialMember(5, 1.6, 2.2, 456, 0.4),
-    "b6": OfficialMember(6, 1.8, 2.6, 528, 0.5),
-    "b7": OfficialMember(7, 2.0, 3.1, 600, 0.5),
-    "b8": OfficialMember(8, 2.2, 3.6, 672, 0.5),
-    "l2": OfficialMember(9, 4.3, 5.3, 800, 0.5),
+    "b0": OfficialMember(index=0, width_mult=1.0, depth_mult=1.0, resolution=224, dropout=0.2),
+    "b1": OfficialMember(index=1, width_mult=1.0, depth_mult=1.1, resolution=240, dropout=0.2),
+    "b2": OfficialMember(index=2, width_mult=1.1, depth_mult=1.2, resolution=260, dropout=0.3),
+    "b3": OfficialMember(index=3, width_mult=1.2, depth_mult=1.4, resolution=300, dropout=0.3),
+    "b4": OfficialMember(index=4, width_mult=1.4, depth_mult=1.8, resolution=380, dropout=0.4),
+    "b5": OfficialMember(index=5, width_mult=1.6, depth_mult=2.2, resolution=456, dropout=0.4),
+    "b6": OfficialMember(index=6, width_mult=1.8, depth_mult=2.6, resolution=528, dropout=0.5),
+    "b7": OfficialMember(index=7, width_mult=2.0, depth_mult=3.1, resolution=600, dropout=0.5),
+    "b8": OfficialMember(index=8, width_mult=2.2, depth_mult=3.6, resolution=672, dropout=0.5),
+    "l2": OfficialMember(index=9, width_mult=4.3, depth_mult=5.3, resolution=800, dropout=0.5),
 }
 
 register(

@@ -133,7 +133,8 @@ def mobilenetv2_shape(*, width_mult: float, depth_mult: float) -> BuiltShape:
 
 #: The published width multipliers at 224 px; φ orders them with 1.0 at φ = 0.
 _WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
-OFFICIAL = {f"mobilenet_v2_{w:g}": OfficialMember(i - 3, w, 1.0, 224, 0.2, name=f"mobilenet_v2_{w:g}")
+OFFICIAL = {f"mobilenet_v2_{w:g}": OfficialMember(index=i - 3, width_mult=w, depth_mult=1.0, resolution=224,
+                                                         dropout=0.2, name=f"mobilenet_v2_{w:g}")
             for i, w in enumerate(_WIDTHS)}
 
 register(FamilySpec(

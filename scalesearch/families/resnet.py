@@ -148,7 +148,8 @@ def no_dropout(phi: float) -> float:
 
 
 #: The published depths, φ = their order; each is built by its own registered family.
-OFFICIAL = {name: OfficialMember(i, 1.0, 1.0, 224, 0.0, family=name, name=name)
+OFFICIAL = {name: OfficialMember(index=i, width_mult=1.0, depth_mult=1.0, resolution=224, dropout=0.0,
+                                           family=name, name=name)
             for i, name in enumerate(LAYOUTS)}
 
 #: CPU proxies, chosen with benchmarks/proxy_coverage.py so that >= 90% of the default 2x grid can be

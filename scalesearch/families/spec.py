@@ -9,13 +9,13 @@ from typing import Callable, Iterable, Mapping
 from torch import nn
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OfficialMember:
     """One row of a family's published, hand-tuned table."""
 
     index: int  # φ-like position in the published family (B index for EfficientNet)
-    width_mult: float
     depth_mult: float
+    width_mult: float
     resolution: int
     dropout: float
     family: str | None = None  # the registered family that builds it, when not the preset's own (ResNet-18 vs -50)
@@ -39,12 +39,12 @@ class BuiltShape:
         return cls(sum(repeats), widths, repeats)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProxyDims:
     """The φ = 0 proxy a family is searched from: multipliers and input size (see scalesearch/proxy.py)."""
 
-    width_mult: float
     depth_mult: float
+    width_mult: float
     resolution: int
 
 

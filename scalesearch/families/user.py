@@ -180,7 +180,7 @@ def _adapted(ref: str, fn, signature):
 
 def probe_family(spec: FamilySpec, *, multipliers: list[tuple[float, float]], resolution: int,
                  num_classes: int) -> None:
-    """Build a user family at each (width_mult, depth_mult) and run a batch of 2 at `resolution` in eval mode.
+    """Build a user family at each (depth_mult, width_mult) and run a batch of 2 at `resolution` in eval mode.
 
     Raises UserError if a build fails, the forward pass fails, or the output is not logits of shape
     (2, num_classes). Built-in families are trusted and not probed.
@@ -188,7 +188,7 @@ def probe_family(spec: FamilySpec, *, multipliers: list[tuple[float, float]], re
     if not spec.is_user:
         return
     x = torch.randn(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    for width_mult, depth_mult in multipliers:
+    for depth_mult, width_mult in multipliers:
         model = spec.build(width_mult=width_mult, depth_mult=depth_mult, num_classes=num_classes).eval()
         where = f"the network built at width_mult={width_mult:.4g}, depth_mult={depth_mult:.4g}"
         try:

@@ -38,7 +38,7 @@ class RunReport:
     provenance: dict
     budget: float
     tolerance: float
-    alpha_level: float  # significance level of the verdict
+    significance: float  # level of the verdict's test (--alpha-level)
     complete: bool
     records: list[CandidateRecord]
     winner: dict | None  # best.json's payload, recomputed from the storage
@@ -109,13 +109,13 @@ def load_run(run_dir: str | Path, *, storage: str | None = None) -> RunReport:
     config = dict(best["provenance"]["config"])
     budget = float(best["budget"])
     tolerance = float(config.get("tolerance", best.get("tolerance", 0.1)))
-    alpha_level = float(config.get("alpha", best.get("verdict", {}).get("alpha", 0.05)))
+    significance = float(config.get("alpha", best.get("verdict", {}).get("alpha", 0.05)))  # --alpha-level
     records = candidate_records(study.get_trials(deepcopy=False), budget)
     notes: list[str] = []
     # best.json's flag is the run's own judgement of completeness (it knows what was wanted); a trial
     # still running or waiting in the storage now overrides it (the run was resumed since).
     complete = bool(best.get("complete")) and not any(r.state in UNSETTLED for r in records)
-    winner = best_payload(records, budget=budget, tolerance=tolerance, alpha=alpha_level, complete=complete,
+    winner = best_payload(records, budget=budget, tolerance=tolerance, significance=significance, complete=complete,
                           extra={"study": best["study"]})
     if winner is not None and winner["trial"] != best["trial"]:
         notes.append(f"best.json names trial {best['trial']}, but the study now ranks trial {winner['trial']} first "
@@ -124,6 +124,6 @@ def load_run(run_dir: str | Path, *, storage: str | None = None) -> RunReport:
         notes.append("the study is not complete: the winner may change when the run is resumed")
     return RunReport(
         run_dir=run_dir, study=best["study"], storage=redact_url(run_storage_url(run_dir, best, storage)),
-        config=config, provenance=best["provenance"], budget=budget, tolerance=tolerance, alpha_level=alpha_level,
+        config=config, provenance=best["provenance"], budget=budget, tolerance=tolerance, significance=significance,
         complete=complete, records=records, winner=winner, ranking=rank_candidates(records),
         comparisons=load_comparisons(run_dir, best["study"], notes), notes=notes)

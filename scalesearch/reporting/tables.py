@@ -20,8 +20,6 @@ from ..report import latex_escape
 from .load import RunReport
 
 FORMATS = ("md", "latex", "csv", "json", "html")
-FORMAT_BY_SUFFIX = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".json": "json",
-                    ".html": "html", ".htm": "html"}
 
 #: report.csv: a rank, then exactly trials.csv's columns, then the network a candidate shares.
 CSV_COLUMNS = ("rank", *TRIAL_COLUMNS, "same_network_as")
@@ -148,7 +146,7 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
                           f"{train.get('epochs', '?')} epoch(s), batch {train.get('batch_size', '?')}, "
                           f"{train.get('optimizer', '?')} lr {train.get('lr', '?')}"),
         ("search", f"{cfg.get('mode', '?')}, budget {report.budget:g}x ± {report.tolerance:.0%} measured FLOPs, "
-                   f"seeds {cfg.get('seeds', '?')}, verdict at alpha = {report.alpha_level:g}, family "
+                   f"seeds {cfg.get('seeds', '?')}, verdict at alpha = {report.significance:g}, family "
                    f"{cfg.get('family', '?')}, seed {cfg.get('seed', '?')}"),
         ("device", str(p.get("device", "?"))),
         ("versions", versions),
@@ -180,7 +178,7 @@ def to_json(report: RunReport, figures: Sequence[Path] = ()) -> str:
     payload = {
         "study": report.study, "storage": report.storage, "run_dir": str(report.run_dir),
         "complete": report.complete, "flop_convention": FLOP_CONVENTION,
-        "budget": report.budget, "tolerance": report.tolerance, "alpha_level": report.alpha_level,
+        "budget": report.budget, "tolerance": report.tolerance, "alpha_level": report.significance,
         "seeds_policy": report.config.get("seeds"),
         "winner": report.winner,
         "ranking": [_ranked_dict(item) for item in report.ranking],
