@@ -4,10 +4,10 @@ Each class is a pair of cues at two scales, both of which survive horizontal fli
 (the trainer's augmentations):
 
 - a fine grating, horizontal or vertical, period 1.05-2.6 px at the proxy's base resolution (2-5 px as
-  drawn at 80 px for the CPU preset's 42 px). Antialiased downsampling to a candidate's input size fades the gratings near its Nyquist limit,
-  and how far it fades them depends on the size all the way up the 2x grid's range (1.15-1.5x the base): at
-  the base the proxy reads few of the finest, at 1.5x nearly all. So accuracy keeps rising with resolution
-  across the candidates instead of levelling off below them;
+  drawn at 80 px for the CPU preset's 42 px). Antialiased downsampling to a candidate's input size fades
+  the gratings near its Nyquist limit, and how far it fades them depends on the size all the way up the 2x
+  grid's range (1.15-1.5x the base): at the base the proxy reads few of the finest, at 1.5x nearly all. So
+  accuracy keeps rising with resolution across the candidates instead of levelling off below them;
 - a coarse pattern, horizontal bands, vertical bands or a checker of both (square waves, period
   6.6-13 px at the base): visible at every resolution.
 
