@@ -69,9 +69,10 @@ def run_together(args, jobs: int) -> dict:
                 raise SystemExit("a trial process did not get ready")
             time.sleep(0.05)
         Path(barrier, "go").touch()
-        outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        printed = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
-        raise SystemExit("a trial process failed")
+        raise SystemExit("a trial process failed: " + ", ".join(str(p.returncode) for p in procs))
+    outs = [json.loads(text.strip().splitlines()[-1]) for text in printed]
     wall = max(o["end"] for o in outs) - min(o["start"] for o in outs)
     images = sum(o["images"] for o in outs)
     return {"jobs": jobs, "wall_seconds": round(wall, 2), "images": images,

@@ -12,12 +12,15 @@
 #   suite        (with --suite) the whole test suite, which must pass where CUDA is present
 # then writes OUT_DIR/summary.txt (one screen, targets marked) and summary.json. A second call with
 # --seed 1 into the same OUT_DIR adds the two-run agreement (Spearman over the networks both grids trained).
-# Exit status: 0 all steps ran and every target was met; 1 a step failed; 3 all ran, a target was missed.
+# Exit status: 0 all steps ran and every target was met; 1 a step failed; 3 all ran, a target was missed;
+# 4 the summary could not be made. Steps run under `timeout` in their own process group: Ctrl-C stops this
+# script, and a step still running ends at its limit.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-
 OUT=${1:?usage: benchmarks/gpu_check.sh OUT_DIR [--seed S] [--suite]}
 shift
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)  # before the cd below: a relative folder is the caller's
+cd "$(dirname "$0")/.."
 SEED=0
 SUITE=0
 while [ $# -gt 0 ]; do
@@ -27,8 +30,6 @@ while [ $# -gt 0 ]; do
     *) echo "gpu_check.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
 PY=${PYTHON:-python3}
 # This checkout's package, installed or not (a GPU machine may only have its dependencies as wheels).
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -69,4 +70,5 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "gpu_check: failed steps: ${failed[*]} (logs in $OUT)" | tee -a "$OUT/summary.txt"
   exit 1
 fi
-[ "$summary_rc" = 0 ] || exit 3
+[ "$summary_rc" = 3 ] && exit 3
+[ "$summary_rc" = 0 ] || { echo "gpu_check: the summary itself failed (status $summary_rc)" >&2; exit 4; }

@@ -330,7 +330,9 @@ def _run_search(mode: str, **options) -> None:
                                     command_line=_command_line())
     except KeyboardInterrupt:
         stop_bar()
-        out = options["out"] or f"runs/{mode}-{options['budget']:g}x"
+        from .config import SearchConfig
+
+        out = SearchConfig(mode=mode, budget=options["budget"], out=options["out"]).out_dir
         console.print(f"Interrupted. Finished trials are saved in {out}/; run the same command to resume.")
         _reported_interrupt()
         raise typer.Exit(130)
@@ -612,24 +614,12 @@ def train(
         print(f"  {key:<18} {result[key]}")
 
 
-def _sigterm_interrupts() -> None:
-    """SIGTERM (`timeout`, `kill`) ends a command the way Ctrl-C does, before and after a study runs too (a run
-    stops the workers it started and writes its files); while one runs, the engine defers both to a safe point.
-    A SIGTERM ignored by the parent stays ignored."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: every user error becomes one line on stderr and exit code 2."""
     global _interrupt_reported
     command = typer.main.get_command(app)
     _invoked_args[:] = sys.argv[1:] if argv is None else argv
     _interrupt_reported = False
-    _sigterm_interrupts()
     try:
         code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors: bad option values, missing options

@@ -22,9 +22,9 @@ def _on_signal(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGINT, _on_signal)
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:  # a SIGTERM the parent ignores stays ignored
-        signal.signal(signal.SIGTERM, _on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # a signal the parent ignores (`nohup`, `&`) stays ignored
+            signal.signal(sig, _on_signal)
     try:
         from .cli import main as cli_main
 

@@ -111,14 +111,14 @@ class SplitsCache:
 
     Rounding and budget matching build several candidates at one resolution (and racing retrains them),
     so resizing once per resolution, not once per trial, takes a resize off most trials. Budget: a
-    quarter of the GPU's memory, or 1 GiB of host memory on the CPU; the newest entry is always kept.
+    quarter of the GPU's free memory when the run starts (other workers' included), or 1 GiB of host
+    memory on the CPU; the newest entry is always kept.
     """
 
     def __init__(self, data: ImageData, device: torch.device, budget_bytes: int | None = None):
         self.data, self.device = data, device
         if budget_bytes is None:
-            budget_bytes = (torch.cuda.get_device_properties(device).total_memory // 4 if device.type == "cuda"
-                            else 1 << 30)
+            budget_bytes = torch.cuda.mem_get_info(device)[0] // 4 if device.type == "cuda" else 1 << 30
         self.budget_bytes = budget_bytes
         self._entries: dict[int, DeviceSplits] = {}  # insertion order = least recently used first
 
@@ -272,7 +272,9 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int, ma
     for m in norms:
         m.reset_running_stats()  # in place: a captured CUDA graph keeps pointing at the same buffers
         m.momentum = None  # cumulative average over the batches below
-    model.train()
+    model.eval()  # dropout and stochastic depth off: the re-estimate draws no random numbers
+    for m in norms:
+        m.train()
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         for start in range(0, min(len(x), max_images), batch_size):
             model(_normalise(x[start:start + batch_size], channels_last))
@@ -307,10 +309,11 @@ def train_proxy(
     except Exception as exc:
         if not _is_oom(exc):
             raise
-        if splits.train_x.device.type == "cuda":
-            torch.cuda.empty_cache()
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return TrainResult("oom", None, seconds=time.perf_counter() - start, reason=f"out of memory: {first_line}")
+    # Outside the except block: its traceback still holds the frames that own the model and activations.
+    if splits.train_x.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return TrainResult("oom", None, seconds=time.perf_counter() - start, reason=f"out of memory: {first_line}")
 
 
 class TrainingStep:
@@ -371,28 +374,75 @@ class TrainingStep:
 
         Returns whether capture succeeded; a failure leaves the step eager, with one log line.
         """
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
+        def warm() -> None:
             for x, y in batches:
                 self.load(x, y)
                 self.run()
+
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            sync = _first_host_sync(warm)
         torch.cuda.current_stream().wait_stream(stream)
+        if sync is not None or _capture_broken:
+            # A step that waits on the host cannot be captured, and a failed capture leaves the process's
+            # CUDA generator and stream unusable on torch < 2.13: found during warm-up, capture is not tried.
+            why = f"the step syncs with the host: {sync}" if sync else "an earlier capture in this process failed"
+            log.warning("CUDA graph capture failed (%s); training this candidate eagerly", why)
+            return False
         self.optimizer.zero_grad()  # gradients are then allocated inside the graph's private pool
-        graph = torch.cuda.CUDAGraph()
+        graph, before = torch.cuda.CUDAGraph(), torch.cuda.current_stream()
         try:
             with torch.cuda.graph(graph):
                 self._step()
         except Exception as exc:  # noqa: BLE001 - any capture failure falls back, the run goes on
+            _repair_after_failed_capture(graph, before)
             if _is_oom(exc):
                 raise
+            root = exc.__context__ or exc  # capture_end's error hides the cause
             log.warning("CUDA graph capture failed (%s); training this candidate eagerly",
-                        (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+                        (str(root).strip().splitlines() or [type(root).__name__])[0])
             torch.cuda.synchronize()
             return False
         # Capture records but does not run the step: the step counter did not move.
         self.graph = graph
         return True
+
+
+_capture_broken = False  # a capture failed in this process: later candidates train eagerly
+_failed_graphs: list = []  # kept alive: the allocator may still refer to a failed capture's pool
+
+
+def _first_host_sync(fn: Callable[[], None]) -> str | None:
+    """Run `fn`; the first operation in it that waits on the host (an `.item()`, a copy to the CPU), if any."""
+    import warnings
+
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fn()
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    return next((str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)), None)
+
+
+def _repair_after_failed_capture(graph, stream) -> None:
+    """What a failed `torch.cuda.graph` leaves behind: the capture stream current, the default generator in
+    capture mode (torch < 2.13). Restore the stream, take the generator out with one capture that succeeds,
+    and train eagerly from now on in this process."""
+    global _capture_broken
+    _capture_broken = True
+    _failed_graphs.append(graph)
+    if torch.cuda.current_stream() != stream:
+        torch.cuda.set_stream(stream)
+    try:
+        probe = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(probe):
+            torch.empty(1, device="cuda").uniform_()
+    except Exception as exc:  # noqa: BLE001 - best effort; eager training will say if the state is broken
+        log.debug("CUDA state after a failed capture not repaired: %s", exc)
 
 
 def _train(model, splits: DeviceSplits, config: TrainConfig, seed, on_epoch, start) -> TrainResult:

@@ -26,7 +26,8 @@ PLAIN = TrainConfig(epochs=1, batch_size=64, lr=0.05, augment=False, dropout=0.0
 
 def _model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    model = get_family("efficientnet").build(width_mult=0.5, depth_mult=0.5, num_classes=6, dropout=0.0)
+    model = get_family("efficientnet").build(width_mult=0.5, depth_mult=0.5, num_classes=6, dropout=0.0,
+                                             stochastic_depth=0.0)
     return model.to(CUDA).to(memory_format=torch.channels_last).train()
 
 
@@ -111,6 +112,9 @@ def test_a_failed_capture_falls_back_to_eager_with_one_log_line(caplog):
     assert result.status == "ok" and not result.cuda_graph and result.accuracy is not None
     lines = [r.getMessage() for r in caplog.records if "CUDA graph capture failed" in r.getMessage()]
     assert len(lines) == 1 and "training this candidate eagerly" in lines[0]
+    # The process's CUDA state is usable afterwards: random numbers on the default stream.
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()
+    assert torch.rand(1, device="cuda").item() >= 0
 
 
 def test_graph_and_eager_training_reach_the_same_accuracy():

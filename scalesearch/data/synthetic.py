@@ -52,8 +52,9 @@ def cue_scale(size: int, base_resolution: int = _REFERENCE_BASE) -> float:
 def make_synthetic(num_images: int, size: int = 64, seed: int = 0, chunk: int = 2048, *,
                    base_resolution: int = _REFERENCE_BASE,
                    device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """`num_images` uint8 NCHW images of `size` px and their int64 labels, reproducible from `seed` on one
-    device type (a CUDA generator draws other numbers than the CPU's), drawn for a `base_resolution` px proxy."""
+    """`num_images` uint8 NCHW images of `size` px and their int64 labels, drawn for a `base_resolution` px
+    proxy, reproducible from `seed` on the CPU and on one GPU model (a CUDA generator draws other numbers than
+    the CPU's, and its large draws depend on the GPU's number of multiprocessors)."""
     device = torch.device(device)
     g = torch.Generator(device=device).manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32, device=device),

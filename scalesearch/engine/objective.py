@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -36,6 +37,26 @@ def _trains_network(t, network: str, seed_index: int) -> bool:
     """Whether trial `t` trains (not reuses) `network` with seed `seed_index`."""
     return (t.user_attrs.get("network") == network and int(t.user_attrs.get("seed", 0)) == seed_index
             and "same_network_as" not in t.user_attrs)
+
+
+@contextlib.contextmanager
+def _main_not_reimported():
+    """Spawned processes import the caller's main script again unless it is hidden: a user's script that calls
+    scalesearch.grid(...) at top level would run again in every one of them. They only need build_matched."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+            if "__file__" not in saved:
+                main.__dict__.pop("__file__", None)
 
 
 def _measuring_process() -> None:
@@ -136,13 +157,18 @@ class Experiment:
         todo = [c for c in coefficients if (c.alpha, c.beta, c.gamma) not in self._candidates]
         if processes < 2 or len(todo) < 2:
             return 0
+        from concurrent.futures.process import BrokenProcessPool
+
         pool = ProcessPoolExecutor(min(processes, len(todo)), mp_context=get_context("spawn"),
                                    initializer=_measuring_process)
         try:
-            with interruptible():
+            with interruptible(), _main_not_reimported():
                 futures = [pool.submit(build_matched, **self._matching(c)) for c in todo]
                 for c, future in zip(todo, futures):
                     self._candidates[(c.alpha, c.beta, c.gamma)] = future.result()
+        except BrokenProcessPool as exc:  # matched one at a time instead, as on the CPU
+            log.warning("parallel budget matching failed (%s); matching each candidate when its trial comes", exc)
+            return 0
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         return len(todo)
@@ -232,11 +258,13 @@ class Experiment:
         cfg = self.config
 
         def on_epoch(epoch: int, acc: float) -> bool:
-            if seed_index != 0 or cfg.pruner == "none":
-                return False  # only the first seed reports to the pruner; extra seeds are for racing
             with shielded():  # a storage write inside training: Ctrl-C waits for it
                 trial.report(acc, epoch + 1)  # the step is the resource used: epochs done
                 return trial.should_prune()
+
+        # Only the first seed reports to a pruner (extra seeds are for racing); without one nobody reads an
+        # epoch's accuracy but the last, so the trainer skips the other evaluations.
+        prunes = seed_index == 0 and cfg.pruner != "none"
 
         with interruptible():
             splits = self.splits(m.resolution)
@@ -244,7 +272,7 @@ class Experiment:
                                      splits=splits, num_classes=self.data.num_classes,
                                      config=self.proxy.train,
                                      seed=training_seed(run_seed=cfg.seed, seed_index=seed_index),
-                                     on_epoch=on_epoch)
+                                     on_epoch=on_epoch if prunes else None)
         trial.set_user_attr("seconds", result.seconds)
         # Where a trial's time goes: the overhead is the trial's wall time less train_seconds.
         trial.set_user_attr("train_seconds", round(result.train_seconds, 3))

@@ -1,4 +1,4 @@
-"""A peer worker: `python -m scalesearch.engine.peer_main '{"function": "grid", "kwargs": {...}}'`.
+"""A peer worker: `SCALESEARCH_PEER_CALL='{"function": "grid", "kwargs": {...}}' python -m scalesearch.engine.peer_main`.
 
 Started by workers.PeerGroup with the first process's API call; logs go to stderr (its log file in
 `<out>/.workers/`). Exit status as the command line's: 0 done, 2 a user error, 130 interrupted.
@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 
-def main(argv: list[str]) -> int:
-    from .. import api
-    from ..errors import UserError
-
-    call = json.loads(argv[0])
+def main() -> int:
+    try:
+        from .. import api
+        from ..errors import UserError
+        from .peers import CALL_ENV
+    except KeyboardInterrupt:  # stopped while starting up
+        return 130
+    call = json.loads(os.environ[CALL_ENV])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("optuna").setLevel(logging.WARNING)  # our own trial lines say what happened
     log = logging.getLogger("scalesearch")
@@ -37,4 +41,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -20,6 +20,7 @@ from pathlib import Path
 from .local_workers import WORKERS_DIR
 
 PEER_ENV = "SCALESEARCH_PEER"  # set in the extra workers: they start no workers of their own
+CALL_ENV = "SCALESEARCH_PEER_CALL"  # the API call a peer makes, as JSON
 
 
 def is_peer() -> bool:
@@ -48,12 +49,16 @@ class Peers:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, PEER_ENV: "1"}
+        # The call travels in the environment, not on the command line, where `ps` would show a storage password.
+        # This checkout first on the path: the caller may have imported it from a directory the peer would not.
+        package_parent = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, PEER_ENV: "1", CALL_ENV: self.call, "PYTHONPATH": path}
         for k, visible in zip(range(1, self.count + 1), self.visible_devices):
             log_path = self.log_dir / f"peer-{k}.log"
             peer_env = env if visible is None else {**env, "CUDA_VISIBLE_DEVICES": visible}
             with open(log_path, "w") as log_file:
-                self.procs.append(subprocess.Popen([sys.executable, "-m", "scalesearch.engine.peer_main", self.call],
+                self.procs.append(subprocess.Popen([sys.executable, "-m", "scalesearch.engine.peer_main"],
                                                    env=peer_env,
                                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                                    start_new_session=True))

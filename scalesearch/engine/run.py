@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from ..config import SearchConfig
@@ -28,8 +29,8 @@ from ..fileio import atomic_write_json, atomic_write_text
 from ..racing import race
 from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
-from .strategies import STRATEGIES, Stray, candidate_params, strategy_for
-from .results import CandidateRecord, best_payload, candidate_records, coefficients_from_params, rows_to_csv
+from .strategies import Stray, candidate_params, strategy_for
+from .results import CandidateRecord, best_payload, candidate_records, rows_to_csv
 from .local_workers import LocalWorkers, cpu_cores, process_identity, trial_threads
 from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
 
@@ -46,19 +47,20 @@ class RunResult:
     complete: bool
 
 
-def _mark_alive(trial: optuna.Trial) -> None:
+def _mark_alive(trial: optuna.Trial, trial_id: int | None = None) -> None:
     """Record the first heartbeat ourselves, then mark the trial alive (queue invariant I5).
 
-    A trial with the mark always has a heartbeat for the stale check. Optuna's public storage API only:
-    the trial's storage, and its id looked up from the study's name and the trial's number.
+    A trial with the mark always has a heartbeat for the stale check. Through `Trial.storage` and the
+    storage's heartbeat methods (Optuna's BaseHeartbeat; pinned to optuna 5), no private attribute.
     """
     storage = trial.storage
     if callable(getattr(storage, "record_heartbeat", None)) and storage.get_heartbeat_interval():
-        storage.record_heartbeat(_trial_id(trial))
+        storage.record_heartbeat(trial_id if trial_id is not None else _trial_id(trial))
     trial.set_user_attr("alive", True)
 
 
 def _trial_id(trial: optuna.Trial) -> int:
+    """The storage's id of `trial`, from its study's name and its number."""
     storage = trial.storage
     return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name),
                                                            trial.number)
@@ -67,11 +69,11 @@ def _trial_id(trial: optuna.Trial) -> int:
 class _Heartbeat:
     """Records the running trial's heartbeat every interval while it is evaluated (a daemon thread).
 
-    Optuna beats only inside `Study.optimize`; this loop uses `ask`/`tell`, so it beats itself, through the
-    storage's public heartbeat API. Without heartbeats (in-memory storages) it does nothing.
+    Optuna beats only inside `Study.optimize`; this loop uses `ask`/`tell`, so it beats itself through the
+    storage's heartbeat methods. Without heartbeats (in-memory storages) it does nothing.
     """
 
-    def __init__(self, trial: optuna.Trial):
+    def __init__(self, trial: optuna.Trial, trial_id: int | None):
         import threading
 
         storage = trial.storage
@@ -80,14 +82,18 @@ class _Heartbeat:
         self.stop = threading.Event()
         self.thread = None
         if self.interval:
-            trial_id = _trial_id(trial)
+            number = trial.number
 
             def beat() -> None:
+                missed = 0
                 while not self.stop.wait(self.interval):
                     try:
                         storage.record_heartbeat(trial_id)
+                        missed = 0
                     except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the grace period covers it
-                        log.debug("heartbeat not recorded: %s", exc)
+                        missed += 1
+                        (log.warning if missed == 2 else log.debug)(
+                            "trial %d: heartbeat not recorded (%d in a row): %s", number, missed, exc)
 
             self.thread = threading.Thread(target=beat, name="scalesearch-heartbeat", daemon=True)
 
@@ -99,22 +105,28 @@ class _Heartbeat:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         if self.thread is not None:
-            self.thread.join()
+            # A beat stuck on a dead connection must not hold the run: the thread is a daemon.
+            self.thread.join(timeout=2 * self.interval)
+            if self.thread.is_alive():
+                log.warning("heartbeat thread still blocked in the storage after %d s; going on without it",
+                            2 * self.interval)
 
 
 class _PerTrialSampler(optuna.samplers.BaseSampler):
-    """The strategy's sampler, seeded anew for each trial from --seed, the trial's number and the worker.
+    """The strategy's sampler, made anew for each trial with a seed from --seed and the trial's number.
 
-    One fixed seed would make every worker, and every resumed run, replay the same draws; seeding from the
-    trial keeps a fresh single run reproducible while parallel and resumed ones draw new points.
+    One fixed seed would make every worker, and every resumed run, replay the same draws; trial numbers are
+    unique across workers and machines, so seeding from them keeps a fresh single run reproducible while
+    parallel and resumed ones draw new points. (A sampler registered in samplers.py must therefore keep its
+    state in the study, as TPE, CMA-ES and random do, not in the instance.)
     """
 
-    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int, worker_index: int):
-        self.make, self.seed, self.worker_index = make, seed, worker_index
-        self.current = make(seed)
+    def __init__(self, cfg: SearchConfig):
+        self.cfg = cfg
+        self.current = make_sampler(cfg, 0)
 
     def before_trial(self, study, trial) -> None:
-        self.current = self.make((self.seed * 1_000_003 + trial.number * 64 + self.worker_index) % (2**31 - 1))
+        self.current = make_sampler(self.cfg, trial.number * 64)
         self.current.before_trial(study, trial)
 
     def infer_relative_search_space(self, study, trial):
@@ -134,7 +146,7 @@ class _PerTrialSampler(optuna.samplers.BaseSampler):
 
 
 def make_sampler(cfg: SearchConfig, nonce: int) -> optuna.samplers.BaseSampler:
-    """The run's sampler seeded from --seed and `nonce` (what `_PerTrialSampler` builds for each trial)."""
+    """The strategy's sampler seeded from --seed and `nonce` (a trial's number, times 64)."""
     return strategy_for(cfg).sampler((cfg.seed * 1_000_003 + nonce) % (2**31 - 1))
 
 
@@ -143,12 +155,12 @@ def make_pruner(cfg: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
     return strategy_for(cfg).pruner(epochs)
 
 
-def open_study(cfg: SearchConfig, exp: Experiment, strategy=None, worker_index: int = 0) -> optuna.Study:
+def open_study(cfg: SearchConfig, exp: Experiment, strategy=None) -> optuna.Study:
     """Create or load the study; refuse (UserError, one line) to resume a study run differently."""
     strategy = strategy or strategy_for(cfg, exp)
     pruner = strategy.pruner(exp.proxy.train.epochs)  # before the storage: a refused pruner creates nothing
     storage = open_storage(cfg.storage_url)
-    sampler = _PerTrialSampler(strategy.sampler, cfg.seed, worker_index)
+    sampler = _PerTrialSampler(cfg)
     study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     current = {**exp.identity(), **strategy.identity()}
@@ -242,9 +254,9 @@ class Worker:
                      live, cpu_cores(), threads)
         return threads
 
-    def objective(self, trial: optuna.Trial) -> float:
+    def objective(self, trial: optuna.Trial, trial_id: int | None = None) -> float:
         """Evaluate the trial's item; raises TrialPruned (rejected, pruned, stray) or CandidateFailed."""
-        _mark_alive(trial)
+        _mark_alive(trial, trial_id)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         identity = process_identity()
         if identity is not None:  # lets a worker on this machine fail the trial at once if this process dies
@@ -265,10 +277,11 @@ class Worker:
         seed = int(me.user_attrs.get("seed", 0))
         try:
             return self.exp.evaluate(trial, c, seed)
-        except (optuna.TrialPruned, CandidateFailed):
+        except (optuna.TrialPruned, CandidateFailed, UpdateFinishedTrialError):
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("outcome", "interrupted")
+            with contextlib.suppress(UpdateFinishedTrialError):  # a peer failed it meanwhile: re-queued there
+                trial.set_user_attr("outcome", "interrupted")
             raise
         except Exception as exc:  # noqa: BLE001 - any crash of one candidate is recorded; the run goes on
             attempt = queue.earlier_attempts(study.get_trials(deepcopy=False), trial.number) + 1
@@ -293,9 +306,16 @@ class Worker:
             # Optuna warns that its own heartbeat runs only inside optimize(); _Heartbeat beats here instead.
             warnings.filterwarnings("ignore", message=".*[Hh]eartbeat.*")
             trial = study.ask()
+        trial_id = _trial_id(trial)
         try:
-            with _Heartbeat(trial):
-                value = self.objective(trial)
+            with _Heartbeat(trial, trial_id):
+                value = self.objective(trial, trial_id)
+        except UpdateFinishedTrialError:
+            # Another worker failed this trial while it ran (no heartbeat for the grace period: a suspended
+            # process, a lost connection); the item is re-queued there, so this result is dropped.
+            log.warning("trial %d was failed by another worker while it ran (no heartbeat for %d s); its item "
+                        "is queued again", trial.number, GRACE_SECONDS)
+            frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         except optuna.TrialPruned:
             frozen = study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         except CandidateFailed:
@@ -482,7 +502,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, outpu
     strategy = strategy_for(cfg, exp)
     with run_dir_lock(cfg.out_dir):
         # Serialises this machine's workers while they create the schema and fill the queue.
-        study = open_study(cfg, exp, strategy, worker_index)  # refuses a changed experiment before anything runs
+        study = open_study(cfg, exp, strategy)  # refuses a changed experiment before anything runs
         for note in [f"writing to {cfg.out_dir}/ ({outputs_cls.FILES}); storage "
                      f"{redact_url(cfg.storage_url) if cfg.storage else 'study.db'}", *exp.notes]:
             log_line(note)

@@ -110,7 +110,7 @@ class Strategy:
         return []
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        """Draws new candidates; queued items carry their own parameters and never reach it."""
+        """Draws new candidates (queued items carry their own parameters; the sampler only sees them pass)."""
         return optuna.samplers.RandomSampler(seed=seed)
 
     def pruner(self, epochs: int) -> optuna.pruners.BasePruner:
@@ -188,8 +188,14 @@ class SamplerStrategy(Strategy):
         return out
 
     def wants_new_candidate(self, trials) -> bool:
-        drawing = sum(1 for t in trials if t.state == optuna.trial.TrialState.RUNNING and not t.params)
-        return len(self.first_items(trials)) + drawing < self.cfg.trials
+        return self._drawn(trials) < self.cfg.trials
+
+    def _drawn(self, trials, *, before: int | None = None) -> int:
+        """Candidates drawn so far (with their parameters, or being drawn), by trials numbered below `before`."""
+        earlier = [t for t in trials if before is None or t.number < before]
+        drawing = sum(1 for t in earlier if t.state == optuna.trial.TrialState.RUNNING and not t.params
+                      and not queue.is_queued(t))
+        return len(self.first_items(earlier)) + drawing
 
     def first_pass_done(self, trials) -> bool:
         return len(self.first_items(trials)) >= self.cfg.trials and super().first_pass_done(trials)
@@ -198,6 +204,10 @@ class SamplerStrategy(Strategy):
         return max(len(self.wanted(trials)), self.cfg.trials)
 
     def candidate(self, trial: optuna.Trial, *, queued: bool) -> object:
+        # A draw beyond --trials (a peer took the queued item this worker asked for, or drew at the same
+        # moment) steps aside; ordered by trial number, so of two such draws the lower one stays.
+        if not queued and self._drawn(trial.study.get_trials(deepcopy=False), before=trial.number) >= self.cfg.trials:
+            raise Stray(f"--trials {self.cfg.trials} already drawn")
         return coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
                                          self.cfg.budget)
 

@@ -75,7 +75,7 @@ class PeerGroup:
                 self.plan, self.count = self.plan[:keep], keep
         if self.count == 0:
             return []
-        self.peers = Peers(call=json.dumps(self.call, default=str), count=self.count, out_dir=out_dir,
+        self.peers = Peers(call=json.dumps(self.call, default=_plain), count=self.count, out_dir=out_dir,
                            visible_devices=self.plan)
         self.peers.start()
         self.say(f"--jobs: started {self.peers.count} more worker(s) of this study (logs in "
@@ -98,6 +98,19 @@ class PeerGroup:
     def _wait(self, timeout: float) -> None:
         for line in self.peers.wait(timeout):
             self.say(line)
+
+
+def _plain(value):
+    """What JSON cannot hold as it is, for a peer's copy of the call: paths as text, sequences as lists; anything
+    else is refused here rather than turned into text the peer would misread."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, range, set)):
+        return list(value)
+    if hasattr(value, "item") and callable(value.item):  # a NumPy or torch scalar
+        return value.item()
+    raise UserError(f"{type(value).__name__} {value!r} cannot be passed to a worker process: give plain numbers, "
+                    "strings and lists")
 
 
 @contextlib.contextmanager
@@ -127,7 +140,7 @@ def run_with_peers(run: Callable[[Callable[[Path], list[int]] | None], object], 
         try:
             result = run(group.on_open)
             group.finished()  # a Ctrl-C while the peers wind down stops them too (they run in their own session)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, SIGTERM, or a crash here: the peers must not go on alone
             group.interrupted()
             raise
     return result
