@@ -69,7 +69,8 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
          data: str = "synthetic", epochs: int | None = None, device: str = "auto", out: str | Path | None = None,
          storage: str | None = None, study: str | None = None, seed: int = 0, family: str = "efficientnet",
          significance: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
-         devices: list[int] | None = None, jobs_per_device: int = 1, **callbacks) -> RunResult:
+         devices: list[int] | None = None, jobs_per_device: int = 1, max_params: int | None = None,
+         **callbacks) -> RunResult:
     """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained.
 
     `jobs` (or `devices` with `jobs_per_device`) runs that many worker processes of the study on this machine,
@@ -78,8 +79,8 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
     cfg = SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=str(data),
                        epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
                        study=study, seed=seed, family=family, significance=significance,
-                       skip_bad_images=skip_bad_images,
-                       threads=threads, command_line=callbacks.get("command_line", ""))
+                       skip_bad_images=skip_bad_images, threads=threads, max_params=max_params,
+                       command_line=callbacks.get("command_line", ""))
     return _with_workers("grid", kwargs, lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
                          device=device, threads=threads, callbacks=callbacks)
 
@@ -89,14 +90,14 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
            device: str = "auto", out: str | Path | None = None, storage: str | None = None, study: str | None = None,
            seed: int = 0, family: str = "efficientnet", significance: float = 0.05, skip_bad_images: bool = False,
            threads: int | None = None, jobs: int | str = 1, devices: list[int] | None = None,
-           jobs_per_device: int = 1, **callbacks) -> RunResult:
+           jobs_per_device: int = 1, max_params: int | None = None, **callbacks) -> RunResult:
     """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget (`jobs` as for `grid`)."""
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     cfg = SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                        tolerance=tolerance, seeds=seeds, data=str(data), epochs=epochs, device=device,
                        out=Path(out) if out is not None else None, storage=storage, study=study, seed=seed,
                        family=family, significance=significance, skip_bad_images=skip_bad_images, threads=threads,
-                       command_line=callbacks.get("command_line", ""))
+                       max_params=max_params, command_line=callbacks.get("command_line", ""))
     return _with_workers("search", kwargs,
                          lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
                          device=device, threads=threads, callbacks=callbacks)
@@ -198,11 +199,12 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
            family: str | None = None, base_resolution: int | None = None, num_classes: int = 1000,
            resolution_multiple: int = 8, match_budget: bool = False,
            on_member: Callable[[str], None] | None = None,
-           on_note: Callable[[str], None] | None = None) -> ExpandedFamily:
+           on_note: Callable[[str], None] | None = None, max_params: int | None = None) -> ExpandedFamily:
     """`scalesearch expand`: coefficients (given, from a run, or the paper's) or a preset -> measured members.
 
     `on_note(line)` hears, as it is found, what the command line prints beside the table: where the
-    coefficients and the family came from, an unfinished run, members that miss their FLOP target."""
+    coefficients and the family came from, an unfinished run, members that miss their FLOP target or were left
+    out for having more than `max_params` parameters."""
     import json
 
     from .expansion import expand_family, expand_preset, preset_spec, preset_title, target_miss_note
@@ -222,7 +224,8 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
         if any(v is not None for v in (alpha, beta, gamma, from_run)):
             raise UserError("--preset takes the published table: drop --alpha/--beta/--gamma/--from")
         preset_spec(preset)  # UserError if unknown
-        members = expand_preset(preset, phis, num_classes=num_classes, on_member=on_member)
+        members = _within_cap(expand_preset(preset, phis, num_classes=num_classes, on_member=on_member),
+                              max_params, note)
         return ExpandedFamily(members, title=preset_title(preset), notes=notes,
                               meta={"source": f"preset {preset}", "family": preset})
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
@@ -247,6 +250,7 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
                  num_classes=num_classes)
     members = expand_family(c, phis, family=family, base_resolution=base_resolution, num_classes=num_classes,
                             resolution_multiple=resolution_multiple, match_budget=match_budget, on_member=on_member)
+    members = _within_cap(members, max_params, note)
     miss = target_miss_note(members, match_budget=match_budget, resolution_multiple=resolution_multiple)
     if miss:
         note(miss)
@@ -256,6 +260,19 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
             "flops_factor": c.flops_factor, "match_budget": match_budget}
     return ExpandedFamily(members, title=title, meta=meta, notes=notes)
+
+
+def _within_cap(members: list, max_params: int | None, note: Callable[[str], None]) -> list:
+    """The members with at most `max_params` parameters; the others named in a note."""
+    if max_params is None:
+        return members
+    if not (isinstance(max_params, int) and max_params >= 1):
+        raise UserError(f"--max-params must be a whole number >= 1, got {max_params!r}")
+    over = [m for m in members if m.params > max_params]
+    if over:
+        note(f"Left out over --max-params {max_params:,}: " + ", ".join(f"{m.name} ({m.params:,} parameters)"
+                                                                     for m in over))
+    return [m for m in members if m.params <= max_params]
 
 
 def plot_family(members, paths: Iterable[str | Path], *, title: str = "") -> list[Path]:

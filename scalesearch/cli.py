@@ -36,6 +36,19 @@ def _phi_option(text: str) -> list[int]:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _count_text(text: str) -> int:
+    from .scaling import parse_count
+
+    try:
+        return parse_count(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+MAX_PARAMS = typer.Option(None, "--max-params", parser=_count_text,
+                          help="Reject candidates (or leave out members) with more parameters: 5000000, 5M, 200k.")
+
+
 def _budget_option(text: str) -> float:
     try:
         return parse_budget(text)
@@ -125,6 +138,7 @@ def expand(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the family curve (multiply-adds and "
                                         "parameters vs φ, with the ideal (α·β²·γ²)^φ): FILE.png and FILE.pdf, or "
                                         "only the one a .png/.pdf suffix names."),
+    max_params: Optional[int] = MAX_PARAMS,
 ):
     """Expand coefficients into a model-family table with measured FLOPs and parameters."""
     phis: list[int] | None = phi  # parsed by the option's callback; None: the default for the source
@@ -138,7 +152,7 @@ def expand(
     rows = _with_progress(console, len(phis), lambda tick: api.expand(
         alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
         base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
-        match_budget=match_budget, on_member=tick,
+        match_budget=match_budget, on_member=tick, max_params=max_params,
         on_note=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
     title, meta = rows.title, rows.meta
     if plot_files:
@@ -448,13 +462,13 @@ def grid(
     skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
+    max_params: Optional[int] = MAX_PARAMS,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
     _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
                 device=device, out=out, storage=storage, study=study, seed=seed, family=family,
-                significance=alpha_level,
-                skip_bad_images=skip_bad_images, threads=threads, jobs=jobs, devices=devices,
-                jobs_per_device=jobs_per_device)
+                significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads, jobs=jobs,
+                devices=devices, jobs_per_device=jobs_per_device, max_params=max_params)
 
 
 @app.command()
@@ -469,12 +483,13 @@ def search(
     skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
+    max_params: Optional[int] = MAX_PARAMS,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
     _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
                 seeds=seeds, data=data, epochs=epochs, device=device, out=out, storage=storage, study=study,
                 seed=seed, family=family, significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
-                jobs=jobs, devices=devices, jobs_per_device=jobs_per_device)
+                jobs=jobs, devices=devices, jobs_per_device=jobs_per_device, max_params=max_params)
 
 
 @app.command()

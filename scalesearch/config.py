@@ -48,6 +48,7 @@ class SearchConfig:
     seed: int = 0
     skip_bad_images: bool = False
     threads: int | None = None  # intra-op threads of a CPU trial; None: 1 (results then do not depend on --jobs)
+    max_params: int | None = None  # candidates with more parameters are rejected (--max-params)
     command_line: str = ""
 
     def validated(self) -> "SearchConfig":
@@ -71,6 +72,8 @@ class SearchConfig:
             raise UserError(f"--seeds must be 'auto' or a whole number >= 1, got {self.seeds!r}")
         if not (0 < self.significance < 0.5):
             raise UserError(f"--alpha-level must be in (0, 0.5), got {self.significance:g}")
+        if self.max_params is not None and not (isinstance(self.max_params, int) and self.max_params >= 1):
+            raise UserError(f"--max-params must be a whole number >= 1, got {self.max_params!r}")
         if self.trials < 1:
             raise UserError(f"--trials must be >= 1, got {self.trials}")
         if self.sampler not in SAMPLERS:

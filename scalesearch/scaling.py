@@ -137,6 +137,24 @@ def parse_budget(text: str | float) -> float:
     return value
 
 
+_COUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
+_COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def parse_count(text: str | int) -> int:
+    """`5000000`, `5M`, `1.5M`, `200k` -> a whole count >= 1 (parameters, for `--max-params`)."""
+    if isinstance(text, int):
+        value = text
+    else:
+        match = _COUNT_RE.match(str(text))
+        if not match:
+            raise ValueError(f"cannot read {text!r}: write a count such as 5000000, 5M or 200k")
+        value = round(float(match.group(1)) * _COUNT_UNITS[match.group(2).lower()])
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {text!r}")
+    return int(value)
+
+
 _INT = r"[-+]?\d+"
 
 

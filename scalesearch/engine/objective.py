@@ -10,6 +10,7 @@ import optuna
 
 from ..budget import MatchedCandidate, build_matched
 from ..config import SearchConfig, training_seed
+from ..errors import UserError
 from ..scaling import Coefficients
 from .interrupts import interruptible, shielded
 from .queue import fail_stale_trials
@@ -106,6 +107,10 @@ class Experiment:
                      resolution=proxy.resolution, num_classes=data.num_classes)
         base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                             resolution=proxy.resolution, num_classes=data.num_classes)
+        if config.max_params is not None and base.params > config.max_params:
+            raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own {base.params:,} "
+                            f"parameters (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
+                            f"{data.num_classes} classes): no candidate could be trained; raise the cap")
         fingerprint = data.fingerprint
         skipped = len(getattr(data, "skipped_files", []) or [])
         notes = [f"data {data.name}: {len(data.train_labels)} train / {len(data.val_labels)} val images, "
@@ -122,6 +127,7 @@ class Experiment:
         cfg, proxy = self.config, self.proxy
         return {
             "budget": cfg.budget, "tolerance": cfg.tolerance,
+            **({"max_params": cfg.max_params} if cfg.max_params is not None else {}),
             "family": cfg.family, **_family_source(cfg.family), "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
             "epochs": proxy.train.epochs, "data": self.fingerprint,
             "proxy": f"{proxy.name} (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
@@ -233,6 +239,11 @@ class Experiment:
             reason = (f"rejected: no resolution brings the rounded network within {cfg.budget:g}x "
                       f"±{cfg.tolerance:.0%}; closest is {m.resolution}px at a measured FLOP ratio of "
                       f"{m.flops_ratio:.3f}")
+            trial.set_user_attr("reason", reason)
+            trial.set_user_attr("outcome", "rejected")
+            raise optuna.TrialPruned(reason)
+        if cfg.max_params is not None and m.params > cfg.max_params:
+            reason = f"rejected: {m.params:,} parameters, over the --max-params cap of {cfg.max_params:,}"
             trial.set_user_attr("reason", reason)
             trial.set_user_attr("outcome", "rejected")
             raise optuna.TrialPruned(reason)
