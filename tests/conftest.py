@@ -48,6 +48,16 @@ def one_line_error(err: str) -> str:
     return lines[0]
 
 
+def catches_signal(pid: int, sig: int) -> bool:
+    """Whether process `pid` has a handler for `sig` (Linux: SigCgt in /proc/PID/status): a test signals a
+    command only once its handler is in, since before that Python's default says nothing about scalesearch."""
+    try:
+        line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+
+
 sys.modules.setdefault("scalesearch_test_helpers", sys.modules[__name__])
 
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import one_line_error
+from conftest import catches_signal as _catches, one_line_error
 
 
 def test_preset_table_reproduces_official_family_as_csv(cli, in_tmp):
@@ -216,11 +216,3 @@ def test_budget_limit_is_for_new_runs_not_for_comparing_an_existing_one():
         with pytest.raises(UserError, match="--budget 200x"):
             SearchConfig(mode=mode, budget=200.0).validated()
     assert SearchConfig(mode="compare", budget=200.0).validated().budget == 200.0
-
-
-def _catches(pid: int, sig: int) -> bool:
-    try:
-        line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("SigCgt:"))
-    except (OSError, StopIteration):
-        return False
-    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)

@@ -13,6 +13,8 @@ import time
 
 import optuna
 import pytest
+
+from conftest import catches_signal as _catches
 from optuna.trial import TrialState
 
 from scalesearch.engine import interrupts, queue
@@ -117,12 +119,3 @@ def test_a_signal_anywhere_in_start_up_ends_the_command_with_130_and_one_line(tm
         _, err = proc.communicate(timeout=60)
         lines = [line for line in err.splitlines() if line.strip()]
         assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], (delay, proc.returncode, err)
-
-
-def _catches(pid: int, sig: int) -> bool:
-    """Whether the process has a handler for `sig` (Linux: SigCgt in /proc/PID/status)."""
-    try:
-        line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("SigCgt:"))
-    except (OSError, StopIteration):
-        return False
-    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)

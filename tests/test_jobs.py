@@ -92,6 +92,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _two_workers_busy(storage: str, timeout: float = 180) -> set:
+    """The workers of the 2x grid study once two have taken trials and one trial is complete (or the deadline)."""
+    deadline = time.time() + timeout
+    workers: set = set()
+    while time.time() < deadline:
+        try:
+            trials = optuna.load_study(study_name="scalesearch-grid-2x", storage=storage).get_trials()
+        except Exception:  # noqa: BLE001 - not created yet
+            trials = []
+        workers = {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}
+        if len(workers) >= 2 and any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+            break
+        time.sleep(0.2)
+    return workers
+
+
 @pytest.mark.skipif(cpu_cores() < 2, reason="--jobs auto starts a second worker only with a second core")
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_default_jobs_use_every_core_stop_cleanly_on_ctrl_c_and_resume_to_every_point_exactly_once(tmp_path,
@@ -104,17 +120,7 @@ def test_default_jobs_use_every_core_stop_cleanly_on_ctrl_c_and_resume_to_every_
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SCALESEARCH_JOBS")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     storage = f"sqlite:///{out / 'study.db'}"
-    deadline = time.time() + 180
-    workers: set = set()
-    while time.time() < deadline:
-        try:
-            trials = optuna.load_study(study_name="scalesearch-grid-2x", storage=storage).get_trials()
-        except Exception:  # noqa: BLE001 - not created yet
-            trials = []
-        workers = {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}
-        if len(workers) >= 2 and any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
-            break
-        time.sleep(0.2)
+    workers = _two_workers_busy(storage)
     assert len(workers) >= 2, "the second worker never took a trial"
     proc.send_signal(stop_signal)  # to the first process only: it must stop its peer too
     _, err = proc.communicate(timeout=150)
@@ -233,17 +239,7 @@ def test_the_python_api_starts_and_stops_its_workers_on_sigterm_like_the_command
     cmd = [sys.executable, "-c", API_GRID, str(tiny_npz), str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     storage = f"sqlite:///{out / 'study.db'}"
-    deadline = time.time() + 180
-    workers: set = set()
-    while time.time() < deadline:
-        try:
-            trials = optuna.load_study(study_name="scalesearch-grid-2x", storage=storage).get_trials()
-        except Exception:  # noqa: BLE001 - not created yet
-            trials = []
-        workers = {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}
-        if len(workers) >= 2 and any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
-            break
-        time.sleep(0.2)
+    workers = _two_workers_busy(storage)
     assert len(workers) >= 2, "the engine never started a second worker"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=150)
