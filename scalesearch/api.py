@@ -212,6 +212,9 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     from .families.user import probe_family
     from .sources import resolve_coefficients
 
+    from .config import check_max_params
+
+    check_max_params(max_params)  # before any member is measured
     notes: list[str] = []
 
     def note(line: str) -> None:
@@ -266,8 +269,6 @@ def _within_cap(members: list, max_params: int | None, note: Callable[[str], Non
     """The members with at most `max_params` parameters; the others named in a note."""
     if max_params is None:
         return members
-    if not (isinstance(max_params, int) and max_params >= 1):
-        raise UserError(f"--max-params must be a whole number >= 1, got {max_params!r}")
     over = [m for m in members if m.params > max_params]
     if over:
         note(f"Left out over --max-params {max_params:,}: " + ", ".join(f"{m.name} ({m.params:,} parameters)"

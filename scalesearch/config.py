@@ -27,6 +27,12 @@ def training_seed(*, run_seed: int, seed_index: int) -> int:
     return run_seed * 1000 + seed_index
 
 
+def check_max_params(value) -> None:
+    """--max-params, where a search or an expansion takes it: None, or a whole number >= 1 (UserError)."""
+    if value is not None and not (isinstance(value, int) and value >= 1):
+        raise UserError(f"--max-params must be a whole number >= 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     mode: str  # "grid", "search" or "compare"
@@ -72,8 +78,7 @@ class SearchConfig:
             raise UserError(f"--seeds must be 'auto' or a whole number >= 1, got {self.seeds!r}")
         if not (0 < self.significance < 0.5):
             raise UserError(f"--alpha-level must be in (0, 0.5), got {self.significance:g}")
-        if self.max_params is not None and not (isinstance(self.max_params, int) and self.max_params >= 1):
-            raise UserError(f"--max-params must be a whole number >= 1, got {self.max_params!r}")
+        check_max_params(self.max_params)
         if self.trials < 1:
             raise UserError(f"--trials must be >= 1, got {self.trials}")
         if self.sampler not in SAMPLERS:

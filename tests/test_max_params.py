@@ -60,3 +60,15 @@ def test_expand_leaves_out_members_over_the_cap_and_says_which():
     assert all(m.params <= 20_000_000 for m in members)
     left = next(n for n in notes if n.startswith("Left out over --max-params 20,000,000"))
     assert "B4 (" in left and "B7 (" in left
+
+
+def test_a_bad_cap_is_refused_before_any_member_is_measured(monkeypatch):
+    import scalesearch
+    import scalesearch.expansion as expansion
+
+    def measured(*args, **kwargs):
+        raise AssertionError("a member was measured before the cap was checked")
+
+    monkeypatch.setattr(expansion, "expand_family", measured)
+    with pytest.raises(scalesearch.UserError, match="--max-params"):
+        scalesearch.expand(alpha=1.2, beta=1.1, gamma=1.15, phis=[1], max_params=0)

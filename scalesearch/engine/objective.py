@@ -71,6 +71,13 @@ def _measuring_process() -> None:
     torch.set_num_threads(1)
 
 
+def _reject(trial: optuna.Trial, reason: str) -> None:
+    """End the trial untrained (raises TrialPruned), with the reason recorded for trials.csv and reports."""
+    trial.set_user_attr("reason", reason)
+    trial.set_user_attr("outcome", "rejected")
+    raise optuna.TrialPruned(reason)
+
+
 class CandidateFailed(Exception):
     """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
 
@@ -239,14 +246,9 @@ class Experiment:
             reason = (f"rejected: no resolution brings the rounded network within {cfg.budget:g}x "
                       f"±{cfg.tolerance:.0%}; closest is {m.resolution}px at a measured FLOP ratio of "
                       f"{m.flops_ratio:.3f}")
-            trial.set_user_attr("reason", reason)
-            trial.set_user_attr("outcome", "rejected")
-            raise optuna.TrialPruned(reason)
+            _reject(trial, reason)
         if cfg.max_params is not None and m.params > cfg.max_params:
-            reason = f"rejected: {m.params:,} parameters, over the --max-params cap of {cfg.max_params:,}"
-            trial.set_user_attr("reason", reason)
-            trial.set_user_attr("outcome", "rejected")
-            raise optuna.TrialPruned(reason)
+            _reject(trial, f"rejected: {m.params:,} parameters, over the --max-params cap of {cfg.max_params:,}")
 
         self._wait_for_running_twin(trial, m.network, seed_index)
         twin = self._trained_twin(trial, m.network, seed_index)

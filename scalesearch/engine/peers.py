@@ -1,8 +1,8 @@
 """`--jobs N`: N - 1 more worker processes of the same run, cooperating through the study storage.
 
 No scheduler of our own: each extra process makes the very API call the first one made (its arguments as
-JSON, run by peer_main.py), a full worker of the same study, so the exactly-once queue, resume and crash recovery are the ones a single worker has. The
-first process keeps the console (one progress bar counts every worker's results); the others write
+JSON, run by peer_main.py), a full worker of the same study, so the exactly-once queue, resume and crash
+recovery are the ones a single worker has. The first process keeps the console (one progress bar counts every worker's results); the others write
 their log to `<out>/.workers/peer-K.log`. They start in their own session so that a Ctrl-C in the
 terminal reaches the first process only, which passes on exactly one interrupt to each (a second
 SIGINT arriving mid-cleanup would turn a clean stop into a traceback).
