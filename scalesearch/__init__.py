@@ -9,12 +9,13 @@
 from .errors import UserError
 
 __version__ = "0.1.0"
-__all__ = ["UserError", "compare", "expand", "grid", "measure_cost", "plot_family", "report_run", "search"]
+__all__ = ["UserError", "build_model", "compare", "expand", "grid", "measure_cost", "plot_family", "report_run",
+           "search"]
 
 
 def __getattr__(name: str):
     # Lazy: `import scalesearch` (and the CLI's argument checks) must not pay for importing torch.
-    if name in ("grid", "search", "expand", "compare", "report_run", "plot_family"):
+    if name in ("grid", "search", "expand", "compare", "report_run", "plot_family", "build_model"):
         from . import api
 
         return getattr(api, name)

@@ -230,7 +230,7 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
         members = _within_cap(expand_preset(preset, phis, num_classes=num_classes, on_member=on_member),
                               max_params, note)
         return ExpandedFamily(members, title=preset_title(preset), notes=notes,
-                              meta={"source": f"preset {preset}", "family": preset})
+                              meta={"source": f"preset {preset}", "family": preset, "num_classes": num_classes})
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
     if family is None and source.family is not None:  # default: the family the run searched
         family = source.family
@@ -261,8 +261,63 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     title = (f"{family} family: α={c.alpha:.4g}, β={c.beta:.4g}, γ={c.gamma:.4g} "
              f"(α·β²·γ² = {c.flops_factor:.4g}){matched}")
     meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
-            "flops_factor": c.flops_factor, "match_budget": match_budget}
+            "flops_factor": c.flops_factor, "match_budget": match_budget, "num_classes": num_classes}
     return ExpandedFamily(members, title=title, meta=meta, notes=notes)
+
+
+def build_model(*, from_run: str | Path | None = None, config: str | Path | dict | None = None, member=None,
+                phi: float | None = None, num_classes: int | None = None, family: str | ExpandedFamily | None = None,
+                base_resolution: int | None = None, resolution_multiple: int = 8, match_budget: bool = False,
+                max_params: int | None = None) -> torch.nn.Module:  # noqa: F821 - torch is imported lazily
+    """The network one family member describes, from exactly one source; `model.resolution` is the input size
+    its row's FLOPs hold at, `model.member_config` the config it was built from.
+
+    - `from_run=RUN, phi=3`: the member `expand(from_run=RUN, phis=[phi], ...)` lists (same options as expand);
+    - `config=FILE`: a config `expand --export DIR` wrote (or its dict);
+    - `member=fam[3], family=fam`: a member of an `expand` result `fam` (or `family="efficientnet"`, its name).
+    `num_classes` defaults to the source's (expand's default 1000 for a run); a different one is refused, since the
+    row's costs were measured with the source's.
+    """
+    from .export import build_from_config, check_config, load_member_config, member_config
+
+    sources = {"from_run": from_run, "config": config, "member": member}
+    given = [name for name, value in sources.items() if value is not None]
+    if len(given) != 1:
+        raise UserError(f"build_model takes exactly one of from_run=, config=, member=; got "
+                        f"{', '.join(given) or 'none'}")
+    if from_run is not None and phi is None:
+        raise UserError("from_run= needs phi=: which member of the run's family to build")
+    if from_run is None and phi is not None:
+        raise UserError("phi= goes with from_run= (a config or member already is one φ)")
+    expand_only = {"base_resolution": base_resolution is not None, "resolution_multiple": resolution_multiple != 8,
+                   "match_budget": match_budget, "max_params": max_params is not None}
+    if from_run is None and any(expand_only.values()):
+        raise UserError(f"{', '.join(k for k, v in expand_only.items() if v)}= go with from_run= only")
+    if from_run is not None:
+        if isinstance(family, ExpandedFamily):
+            raise UserError("with from_run=, family= is a family name (it overrides the run's)")
+        members = expand(from_run=from_run, phis=[phi], family=family, base_resolution=base_resolution,
+                         num_classes=1000 if num_classes is None else num_classes,
+                         resolution_multiple=resolution_multiple, match_budget=match_budget, max_params=max_params)
+        if not members:
+            raise UserError(f"no member at φ={phi:g}: it has more than max_params={max_params:,} parameters")
+        return build_from_config(member_config(members[0], family=members.meta["family"], meta=members.meta))
+    if config is not None:
+        if family is not None:
+            raise UserError("config= names its own family: drop family=")
+        cfg = load_member_config(config) if isinstance(config, (str, Path)) else check_config(dict(config))
+    else:
+        if family is None:
+            raise UserError("member= needs family=: the expand result it came from, or the family's name")
+        if not callable(getattr(member, "to_dict", None)):
+            raise UserError(f"member= takes a member of an expand result, got a {type(member).__name__}")
+        meta = dict(family.meta) if isinstance(family, ExpandedFamily) else {"family": str(family)}
+        meta.setdefault("num_classes", 1000 if num_classes is None else num_classes)
+        cfg = member_config(member, family=meta["family"], meta=meta)
+    if num_classes is not None and num_classes != cfg.get("num_classes"):
+        raise UserError(f"member {cfg.get('name')} was measured with num_classes={cfg.get('num_classes')}, not "
+                        f"{num_classes}: drop num_classes= or expand again with it")
+    return build_from_config(cfg)
 
 
 def _within_cap(members: list, max_params: int | None, note: Callable[[str], None]) -> list:

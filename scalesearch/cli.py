@@ -139,11 +139,18 @@ def expand(
                                         "parameters vs φ, with the ideal (α·β²·γ²)^φ): FILE.png and FILE.pdf, or "
                                         "only the one a .png/.pdf suffix names."),
     max_params: Optional[int] = MAX_PARAMS,
+    export: Optional[Path] = typer.Option(None, "--export", metavar="DIR", help="Also write one JSON config per "
+                                          "member into DIR (family, multipliers, resolution, dropout, costs), "
+                                          "which scalesearch.build_model(config=FILE) builds."),
 ):
     """Expand coefficients into a model-family table with measured FLOPs and parameters."""
     phis: list[int] | None = phi  # parsed by the option's callback; None: the default for the source
     fmt = _output_format(fmt, out)
     plot_files = _plot_files(plot)
+    if export is not None:
+        from .export import probe_export_dir
+
+        probe_export_dir(export)  # before any member is measured: a typo costs nothing
     console = _console()
     from . import api
     from .report import render, rich_table
@@ -158,6 +165,11 @@ def expand(
     if plot_files:
         api.plot_family(rows, plot_files, title=title)
         console.print(f"Wrote the family curve to {' and '.join(str(p) for p in plot_files)}.")
+    if export is not None:
+        from .export import export_family
+
+        written = export_family(rows, export, family=meta["family"], meta=meta, num_classes=num_classes)
+        console.print(f"Wrote {len(written)} member configs to {export}", markup=False, highlight=False)
 
     if fmt == "table" and out is None:
         from rich.console import Console
