@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from .config import SearchConfig
 from .errors import UserError
 from .engine.run import RunResult
+from .metrics import CostMetric, metric_from_dict
+from .scaling import check_budget
 
 log = logging.getLogger("scalesearch")
 
@@ -70,8 +72,11 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
          storage: str | None = None, study: str | None = None, seed: int = 0, family: str = "efficientnet",
          significance: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
          devices: list[int] | None = None, jobs_per_device: int = 1, max_params: int | None = None,
-         **callbacks) -> RunResult:
+         cost: str = "flops", latency_device: str = "cpu", latency_batch: int = 1, **callbacks) -> RunResult:
     """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained.
+
+    `cost` is the metric the budget holds on (flops, activations or latency, timed on `latency_device` at
+    `latency_batch`).
 
     `jobs` (or `devices` with `jobs_per_device`) runs that many worker processes of the study on this machine,
     started once the study is open; Ctrl-C or SIGTERM stops them all and the files are written."""
@@ -79,7 +84,8 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
     cfg = SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=str(data),
                        epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
                        study=study, seed=seed, family=family, significance=significance,
-                       skip_bad_images=skip_bad_images, threads=threads, max_params=max_params,
+                       skip_bad_images=skip_bad_images, threads=threads, max_params=max_params, cost=cost,
+                       latency_device=latency_device, latency_batch=latency_batch,
                        command_line=callbacks.get("command_line", ""))
     return _with_workers("grid", kwargs, lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
                          device=device, threads=threads, callbacks=callbacks)
@@ -90,14 +96,17 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
            device: str = "auto", out: str | Path | None = None, storage: str | None = None, study: str | None = None,
            seed: int = 0, family: str = "efficientnet", significance: float = 0.05, skip_bad_images: bool = False,
            threads: int | None = None, jobs: int | str = 1, devices: list[int] | None = None,
-           jobs_per_device: int = 1, max_params: int | None = None, **callbacks) -> RunResult:
-    """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget (`jobs` as for `grid`)."""
+           jobs_per_device: int = 1, max_params: int | None = None, cost: str = "flops",
+           latency_device: str = "cpu", latency_batch: int = 1, **callbacks) -> RunResult:
+    """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget, or the law of `cost` (`jobs` and
+    `cost` as for `grid`)."""
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     cfg = SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                        tolerance=tolerance, seeds=seeds, data=str(data), epochs=epochs, device=device,
                        out=Path(out) if out is not None else None, storage=storage, study=study, seed=seed,
                        family=family, significance=significance, skip_bad_images=skip_bad_images, threads=threads,
-                       max_params=max_params, command_line=callbacks.get("command_line", ""))
+                       max_params=max_params, cost=cost, latency_device=latency_device,
+                       latency_batch=latency_batch, command_line=callbacks.get("command_line", ""))
     return _with_workers("search", kwargs,
                          lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
                          device=device, threads=threads, callbacks=callbacks)
@@ -115,17 +124,20 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
             out: str | Path | None = None, storage: str | None = None, seed: int | None = None,
             family: str | None = None, tolerance: float | None = None, significance: float = 0.05,
             skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
-            devices: list[int] | None = None, jobs_per_device: int = 1, **callbacks) -> RunResult:
+            devices: list[int] | None = None, jobs_per_device: int = 1, cost: str | None = None,
+            latency_device: str | None = None, latency_batch: int | None = None, **callbacks) -> RunResult:
     """`scalesearch compare`: compound scaling against depth-, width- and resolution-only at one measured budget.
 
     With `from_run`, the compound arm is that run's winner and everything that decides what a trial
     measures (budget, tolerance, data, epochs, family, seed) is the run's; its study storage holds the
     comparison too. Without it, the paper's coefficients moved onto `budget` (default 2) are compared.
+    `cost` (default: the run's metric, else flops) is the metric every arm is brought to: compare a FLOP
+    run's winner at the same latency to see whether the compound rule still wins there.
     `jobs` as for `grid`.
     """
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
-    from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, paper_compound, read_run,
-                                 setup_from_run)
+    from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, output_suffix, paper_compound,
+                                 read_run, setup_from_run)
     from .engine.run import run_study
 
     if not (phi > 0):
@@ -143,25 +155,35 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                             f"{', '.join(given)}")
         best, run_cfg, records = read_run(from_run, storage=storage)
         setup = setup_from_run(best, records, phi=phi, seeds=seeds)
+        run_metric = metric_from_dict(best.get("cost"))
+        by_cost = output_suffix(cost or run_metric.name)
         cfg = SearchConfig(mode="compare", budget=float(best["budget"]), tolerance=float(run_cfg["tolerance"]),
+                           cost=cost or run_metric.name,
+                           latency_device=latency_device or run_metric.latency_device,
+                           latency_batch=latency_batch or run_metric.latency_batch,
                            seeds=len(setup.seeds), data=str(run_cfg["data"]), epochs=run_cfg.get("epochs"),
                            device=device or run_cfg.get("device", "auto"),
                            out=Path(out) if out is not None else Path(from_run), storage=run_cfg.get("storage"),
-                           study=f"{best['study']}-compare{suffix}", seed=int(run_cfg.get("seed", 0)),
+                           study=f"{best['study']}-compare{by_cost}{suffix}", seed=int(run_cfg.get("seed", 0)),
                            family=str(run_cfg.get("family", "efficientnet")), significance=significance,
                            skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
                            threads=threads if threads is not None else run_cfg.get("threads"),
                            command_line=command_line)
     else:
         budget = 2.0 if budget is None else budget
-        if not budget > 1:
-            raise UserError(f"--budget must be > 1, got {budget:g}")
+        by_cost = output_suffix(cost or "flops")
+        try:
+            check_budget(budget)
+        except ValueError as exc:
+            raise UserError(f"--{exc}") from None
         setup = CompareSetup(compound=paper_compound(budget), phi=phi, seeds=tuple(range(seeds or 3)),
                              source="the EfficientNet paper's (1.2, 1.1, 1.15), moved onto the budget")
         cfg = SearchConfig(mode="compare", budget=budget, tolerance=0.1 if tolerance is None else tolerance,
+                           cost=cost or "flops", latency_device=latency_device or "cpu",
+                           latency_batch=latency_batch or 1,
                            seeds=len(setup.seeds), data=data or "synthetic", epochs=epochs, device=device or "auto",
-                           out=Path(out) if out is not None else Path("runs") / f"compare-{budget:g}x",
-                           storage=storage, study=f"scalesearch-compare-{budget:g}x{suffix}",
+                           out=Path(out) if out is not None else Path("runs") / f"compare-{budget:g}x{by_cost}",
+                           storage=storage, study=f"scalesearch-compare-{budget:g}x{by_cost}{suffix}",
                            seed=0 if seed is None else seed, family=family or "efficientnet",
                            significance=significance,
                            skip_bad_images=skip_bad_images, threads=threads, command_line=command_line)
@@ -199,8 +221,14 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
            family: str | None = None, base_resolution: int | None = None, num_classes: int = 1000,
            resolution_multiple: int = 8, match_budget: bool = False,
            on_member: Callable[[str], None] | None = None,
-           on_note: Callable[[str], None] | None = None, max_params: int | None = None) -> ExpandedFamily:
+           on_note: Callable[[str], None] | None = None, max_params: int | None = None,
+           cost: str | None = None, latency_device: str = "cpu", latency_batch: int = 1) -> ExpandedFamily:
     """`scalesearch expand`: coefficients (given, from a run, or the paper's) or a preset -> measured members.
+
+    `cost` (default: the run's metric with `from_run`, else flops) is the metric of each member's target
+    (the law's factor)^φ and of `match_budget`; every member carries multiply-adds, parameters and activations,
+    and its latency where the metric is latency. Coefficients of a step down (all <= 1, from a budget below 1)
+    are read as φ = -1, so negative φ always means smaller than the base.
 
     `on_note(line)` hears, as it is found, what the command line prints beside the table: where the
     coefficients and the family came from, an unfinished run, members that miss their FLOP target or were left
@@ -215,6 +243,7 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     from .config import check_max_params
 
     check_max_params(max_params)  # before any member is measured
+    CostMetric(name=cost or "flops", latency_device=latency_device, latency_batch=latency_batch).validated()
     notes: list[str] = []
 
     def note(line: str) -> None:
@@ -227,8 +256,9 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
         if any(v is not None for v in (alpha, beta, gamma, from_run)):
             raise UserError("--preset takes the published table: drop --alpha/--beta/--gamma/--from")
         preset_spec(preset)  # UserError if unknown
-        members = _within_cap(expand_preset(preset, phis, num_classes=num_classes, on_member=on_member),
-                              max_params, note)
+        metric = CostMetric(name=cost or "flops", latency_device=latency_device, latency_batch=latency_batch)
+        members = _within_cap(expand_preset(preset, phis, num_classes=num_classes, on_member=on_member,
+                                            metric=metric), max_params, note)
         return ExpandedFamily(members, title=preset_title(preset), notes=notes,
                               meta={"source": f"preset {preset}", "family": preset, "num_classes": num_classes})
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
@@ -245,23 +275,34 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
         if complete is False:
             note(f"Note: {source.best_json} comes from a study that is not complete (interrupted, or still running); "
                  "its winner may change when the run is resumed.")
+    metric = CostMetric(name=cost or metric_from_dict(source.cost).name, latency_device=latency_device,
+                        latency_batch=latency_batch).validated()
     c = source.coefficients
     note(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
-         f"(α·β²·γ² = {c.flops_factor:.4g})")
+         f"({metric.law.text} = {c.factor(metric.law):.4g})")
+    if c.scales_down:
+        c = c.step_up()
+        note(f"These coefficients are a step down (all <= 1): read as φ = -1 of the step up α={c.alpha:.4g} "
+             f"β={c.beta:.4g} γ={c.gamma:.4g}, so φ = -1 is the searched network's shape and φ = -3 three steps down")
+    if not metric.is_flops:
+        note(f"Targets and --match-budget in {metric.label}: (the step's {metric.law.text})^φ")
     spec = resolve_family(family)
     probe_family(spec, multipliers=[(1.0, 1.0)], resolution=base_resolution or spec.base_resolution,
                  num_classes=num_classes)
     members = expand_family(c, phis, family=family, base_resolution=base_resolution, num_classes=num_classes,
-                            resolution_multiple=resolution_multiple, match_budget=match_budget, on_member=on_member)
+                            resolution_multiple=resolution_multiple, match_budget=match_budget, on_member=on_member,
+                            metric=metric, on_note=note)
     members = _within_cap(members, max_params, note)
     miss = target_miss_note(members, match_budget=match_budget, resolution_multiple=resolution_multiple)
     if miss:
         note(miss)
     matched = ", resolution matched to the budget" if match_budget else ""
     title = (f"{family} family: α={c.alpha:.4g}, β={c.beta:.4g}, γ={c.gamma:.4g} "
-             f"(α·β²·γ² = {c.flops_factor:.4g}){matched}")
+             f"({metric.law.text} = {c.factor(metric.law):.4g}){matched}"
+             + ("" if metric.is_flops else f", targets in {metric.name}"))
     meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
-            "flops_factor": c.flops_factor, "match_budget": match_budget, "num_classes": num_classes}
+            "flops_factor": c.flops_factor, "match_budget": match_budget, "cost": metric.to_dict(),
+            "num_classes": num_classes}
     return ExpandedFamily(members, title=title, meta=meta, notes=notes)
 
 

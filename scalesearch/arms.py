@@ -1,7 +1,8 @@
 """The arms of `compare`: compound scaling against depth-only, width-only and resolution-only scaling.
 
 This is the EfficientNet paper's single-dimension experiment on the user's data. Every arm is brought to
-the same *measured* FLOP target (budget^φ times the proxy's FLOPs), each in its own way:
+the same *measured* cost target (budget^φ times the proxy's cost, in the run's metric: FLOPs, activations
+or latency), each in its own way:
 - compound: the run's (α, β, γ) raised to φ, with the resolution matched to the target (as in `grid`),
   so at φ = 1 it is the run's winner, network for network;
 - depth only / width only: width (or depth) and resolution stay the proxy's; the one multiplier is
@@ -19,8 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .budget import MatchedCandidate, build_matched, describe_candidate, match_multiplier, match_resolution
-from .cost import measure_cost
+from .budget import MatchedCandidate, Reference, match_multiplier, match_resolution
 from .scaling import Coefficients
 
 ARM_NAMES = ("compound", "depth only", "width only", "resolution only")
@@ -36,55 +36,51 @@ class Arm:
     note: str = ""  # how the arm departs from its pure definition, if it had to
 
 
-def build_arms(family: str, proxy, compound: Coefficients, *, phi: float, budget: float, tolerance: float,
-               base_flops: int, num_classes: int) -> list[Arm]:
-    """The four arms, in ARM_NAMES order, each measured on the network actually built."""
+def build_arms(ref: Reference, proxy, compound: Coefficients, *, phi: float, budget: float,
+               tolerance: float) -> list[Arm]:
+    """The four arms, in ARM_NAMES order, each measured on the network actually built, in `ref`'s metric."""
     target = budget**phi
-    base = dict(base_depth=proxy.depth_mult, base_width=proxy.width_mult, base_resolution=proxy.resolution,
-                base_flops=base_flops, num_classes=num_classes)
 
-    def flops(*, depth_mult: float, width_mult: float, resolution: int) -> int:
-        return measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
-                            num_classes=num_classes).flops
+    def value(*, depth_mult: float, width_mult: float, resolution: int) -> float:
+        return ref.value_at(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution)
 
     scaled = proxy.scaled(Coefficients(compound.alpha**phi, compound.beta**phi, compound.gamma**phi))
-    compound_net = build_matched(family, depth_mult=scaled.depth_mult, width_mult=scaled.width_mult,
-                                 target_ratio=target, start_resolution=scaled.resolution, **base)
+    compound_net = ref.match(depth_mult=scaled.depth_mult, width_mult=scaled.width_mult, target_ratio=target,
+                             start_resolution=scaled.resolution)
 
-    depth = match_multiplier(lambda m: flops(depth_mult=m, width_mult=proxy.width_mult,
+    depth = match_multiplier(lambda m: value(depth_mult=m, width_mult=proxy.width_mult,
                                              resolution=proxy.resolution),
-                             target * base_flops, start=proxy.depth_mult)
-    width = match_multiplier(lambda m: flops(depth_mult=proxy.depth_mult, width_mult=m,
+                             target * ref.value, start=proxy.depth_mult)
+    width = match_multiplier(lambda m: value(depth_mult=proxy.depth_mult, width_mult=m,
                                              resolution=proxy.resolution),
-                             target * base_flops, start=proxy.width_mult)
-    resolution = match_resolution(lambda r: flops(depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
+                             target * ref.value, start=proxy.width_mult)
+    resolution = match_resolution(lambda r: value(depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
                                                   resolution=r),
-                                  target * base_flops, start=round(proxy.resolution * target**0.5))
+                                  target * ref.value, start=round(proxy.resolution * target**0.5))
     lo, hi = target * (1 - tolerance), target * (1 + tolerance)
+    name = ref.metric.name
 
     def single(depth_mult: float, width_mult: float) -> tuple[MatchedCandidate, str]:
-        pure = describe_candidate(family, depth_mult=depth_mult, width_mult=width_mult,
-                                  resolution=proxy.resolution, **base)
-        if lo <= pure.flops_ratio <= hi:
+        pure = ref.describe(depth_mult=depth_mult, width_mult=width_mult, resolution=proxy.resolution)
+        if lo <= pure.cost_ratio <= hi:
             return pure, ""
-        trimmed = _nearest_resolution_inside(lambda r: describe_candidate(
-            family, depth_mult=depth_mult, width_mult=width_mult, resolution=r, **base),
-            start=proxy.resolution, lo=lo, hi=hi, downwards=pure.flops_ratio > hi)
+        trimmed = _nearest_resolution_inside(lambda r: ref.describe(
+            depth_mult=depth_mult, width_mult=width_mult, resolution=r),
+            start=proxy.resolution, lo=lo, hi=hi, downwards=pure.cost_ratio > hi)
         if trimmed is None:
             return pure, ""
         return trimmed, (f"resolution {proxy.resolution} -> {trimmed.resolution}px: at the proxy's resolution this "
-                         f"multiplier measures {pure.flops_ratio:.3f}x, outside the tolerance")
+                         f"multiplier measures {pure.cost_ratio:.3f}x in {name}, outside the tolerance")
 
     def resolution_only() -> tuple[MatchedCandidate, str]:
-        net = describe_candidate(family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
-                                 resolution=resolution, **base)
-        if lo <= net.flops_ratio <= hi:
+        net = ref.describe(depth_mult=proxy.depth_mult, width_mult=proxy.width_mult, resolution=resolution)
+        if lo <= net.cost_ratio <= hi:
             return net, ""
-        # FLOPs move in steps with resolution (stride-2 layers floor odd sizes): say where the step is.
-        other = resolution + 1 if net.flops_ratio < target else max(1, resolution - 1)
-        other_ratio = flops(depth_mult=proxy.depth_mult, width_mult=proxy.width_mult, resolution=other) / base_flops
-        return net, (f"no resolution lands within the tolerance: {resolution}px measures {net.flops_ratio:.3f}x, "
-                     f"{other}px {other_ratio:.3f}x")
+        # The cost moves in steps with resolution (stride-2 layers floor odd sizes): say where the step is.
+        other = resolution + 1 if net.cost_ratio < target else max(1, resolution - 1)
+        other_ratio = value(depth_mult=proxy.depth_mult, width_mult=proxy.width_mult, resolution=other) / ref.value
+        return net, (f"no resolution lands within the tolerance: {resolution}px measures {net.cost_ratio:.3f}x, "
+                     f"{other}px {other_ratio:.3f}x in {name}")
 
     nets = [
         (compound_net, ""),
@@ -92,28 +88,27 @@ def build_arms(family: str, proxy, compound: Coefficients, *, phi: float, budget
         single(proxy.depth_mult, width),
         resolution_only(),
     ]
-    return [Arm(name, net, target, lo <= net.flops_ratio <= hi, note)
+    return [Arm(name, net, target, lo <= net.cost_ratio <= hi, note)
             for name, (net, note) in zip(ARM_NAMES, nets)]
 
 
 def _nearest_resolution_inside(describe, *, start: int, lo: float, hi: float, downwards: bool):
-    """The candidate at the resolution nearest `start` whose FLOP ratio lies in [lo, hi], stepping 1 px in one
-    direction; None if the ratio jumps past the band (FLOPs never decrease with resolution, so none lies further)."""
+    """The candidate at the resolution nearest `start` whose cost ratio lies in [lo, hi], stepping 1 px in one
+    direction; None if the ratio jumps past the band (the cost never decreases with resolution, so none lies
+    further)."""
     step = -1 if downwards else 1
     r = start + step
     while 8 <= r <= 4 * start:
         net = describe(r)
-        if lo <= net.flops_ratio <= hi:
+        if lo <= net.cost_ratio <= hi:
             return net
-        if (net.flops_ratio < lo) if downwards else (net.flops_ratio > hi):
+        if (net.cost_ratio < lo) if downwards else (net.cost_ratio > hi):
             return None
         r += step
     return None
 
 
-def baseline_arm(family: str, proxy, *, base_flops: int, num_classes: int) -> Arm:
+def baseline_arm(ref: Reference) -> Arm:
     """The unscaled proxy: the reference every arm's gain is measured from (not tested, only shown)."""
-    built = describe_candidate(family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
-                               resolution=proxy.resolution, base_depth=proxy.depth_mult, base_width=proxy.width_mult,
-                               base_resolution=proxy.resolution, base_flops=base_flops, num_classes=num_classes)
-    return Arm(BASELINE_NAME, built, 1.0, True)
+    return Arm(BASELINE_NAME, ref.describe(depth_mult=ref.depth_mult, width_mult=ref.width_mult,
+                                           resolution=ref.resolution), 1.0, True)

@@ -1,11 +1,14 @@
-"""Budget matching: after depth and width are rounded, the input resolution that lands on the FLOP target.
+"""Budget matching: after depth and width are rounded, the input resolution that lands on the cost target.
 
 Rounding channels to multiples of 8 and blocks up to whole numbers moves a
-candidate's measured FLOPs in steps, so (α, β, γ) taken literally often misses
+candidate's measured cost in steps, so (α, β, γ) taken literally often misses
 the budget by more than the tolerance. Resolution is the one dimension with
 fine steps, so it absorbs the rounding: keep the depth and width multipliers,
-and pick the resolution whose *measured* FLOPs come closest to the target.
-The γ actually used (resolution / base resolution) is recorded as `gamma_eff`.
+and pick the resolution whose *measured* cost (in the budget's metric: FLOPs,
+activations or latency) comes closest to the target. The γ actually used
+(resolution / base resolution) is recorded as `gamma_eff`.
+A network that cannot land inside the tolerance but fits below it is kept at
+its closest resolution under the budget ("under budget"), not thrown away.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ from typing import Callable
 
 from .cost import measure_cost
 from .families import get_family
+from .metrics import FLOPS, CostMetric
 from .families.structure import Structure, built_structure
 from .families.user import display_name
 
 
-def match_resolution(flops_at: Callable[[int], int], target: float, *, start: int, multiple: int = 1) -> int:
+def match_resolution(flops_at: Callable[[int], float], target: float, *, start: int, multiple: int = 1,
+                     highest: int | None = None) -> int:
     """The multiple of `multiple` whose flops_at(resolution) is closest to `target` (relative error).
 
-    FLOPs never decrease with resolution (every conv's output size is a
-    non-decreasing function of its input size), so: gallop from `start` to a
-    bracket around the target, then bisect. A handful of measurements.
+    FLOPs and activations never decrease with resolution (every conv's output size is a non-decreasing
+    function of its input size), and latency nearly so, so: gallop from `start` to a bracket around the
+    target, then bisect. A handful of measurements. Above `highest` (default 64 x start) the target counts as
+    out of reach: the largest size tried is returned.
     """
     if multiple < 1 or target <= 0:
         raise ValueError("multiple must be >= 1 and target > 0")
@@ -42,7 +48,7 @@ def match_resolution(flops_at: Callable[[int], int], target: float, *, start: in
         while flops_at(lo + step) < target:
             lo += step
             step *= 2
-            if lo > 64 * max(start, 1):
+            if lo > (highest if highest is not None else 64 * max(start, 1)):
                 return lo  # the target is unreachable upwards; the largest tried is the closest
         hi = lo + step
     # Invariant: flops_at(lo) < target <= flops_at(hi), unless lo is the lowest resolution.
@@ -73,12 +79,64 @@ class MatchedCandidate:
     beta_eff: float | None
     gamma_eff: float  # resolution / base resolution
     network: str | None  # the architecture and input size as built; equal strings train identically
+    activations: int = 0  # output elements of conv and linear layers at batch 1
+    latency_ms: float | None = None  # median forward time, where the budget is latency (else not measured)
+    latency_spread: float | None = None  # that measurement's relative spread (latency.Latency.spread)
+    cost_ratio: float = 0.0  # measured cost / the base network's, in the budget's metric (= flops_ratio for FLOPs)
+    under_budget: bool = False  # no resolution lands inside the tolerance; kept at the closest size below it
 
     @property
     def flops_factor_eff(self) -> float | None:
         if self.alpha_eff is None or self.beta_eff is None:
             return None
         return self.alpha_eff * self.beta_eff**2 * self.gamma_eff**2
+
+    def costs(self) -> dict:
+        """The four figures every candidate carries, whatever the budget's metric (latency: None if unmeasured)."""
+        return {"flops": self.flops, "params": self.params, "activations": self.activations,
+                "latency_ms": self.latency_ms}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reference:
+    """The φ = 0 network candidates are measured against, and the metric their budget holds on."""
+
+    family: str
+    depth_mult: float
+    width_mult: float
+    resolution: int
+    num_classes: int
+    metric: CostMetric = FLOPS
+    flops: int
+    value: float  # the base network's cost in `metric`
+
+    @classmethod
+    def measure(cls, family: str, *, depth_mult: float, width_mult: float, resolution: int, num_classes: int,
+                metric: CostMetric = FLOPS) -> "Reference":
+        flops = measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
+                             num_classes=num_classes).flops
+        value = metric.value(family, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
+                             num_classes=num_classes)
+        return cls(family=family, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
+                   num_classes=num_classes, metric=metric, flops=flops, value=value)
+
+    def value_at(self, *, depth_mult: float, width_mult: float, resolution: int) -> float:
+        """A network's cost in the budget's metric."""
+        return self.metric.value(self.family, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
+                                 num_classes=self.num_classes)
+
+    def ratio_at(self, *, depth_mult: float, width_mult: float, resolution: int) -> float:
+        return self.value_at(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution) / self.value
+
+    def describe(self, *, depth_mult: float, width_mult: float, resolution: int,
+                 under_budget: bool = False) -> MatchedCandidate:
+        return describe_candidate(self, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
+                                  under_budget=under_budget)
+
+    def match(self, *, depth_mult: float, width_mult: float, target_ratio: float, start_resolution: int,
+              tolerance: float | None = None, multiple: int = 1) -> MatchedCandidate:
+        return build_matched(self, depth_mult=depth_mult, width_mult=width_mult, target_ratio=target_ratio,
+                             start_resolution=start_resolution, tolerance=tolerance, multiple=multiple)
 
 
 def effective_depth_width(family: str, *, depth_mult: float, width_mult: float, base_depth: float,
@@ -123,44 +181,66 @@ def _mean_log(widths) -> float:
     return sum(math.log(w) for w in widths) / len(widths)
 
 
-def build_matched(family: str, *, depth_mult: float, width_mult: float, target_ratio: float, base_flops: int,
-                  base_depth: float, base_width: float, base_resolution: int, start_resolution: int,
-                  num_classes: int, multiple: int = 1) -> MatchedCandidate:
-    """Keep the depth and width multipliers; choose the resolution that brings measured FLOPs closest to target."""
+def build_matched(ref: Reference, *, depth_mult: float, width_mult: float, target_ratio: float,
+                  start_resolution: int, tolerance: float | None = None, multiple: int = 1,
+                  highest: int | None = None) -> MatchedCandidate:
+    """Keep the depth and width multipliers; choose the resolution whose measured cost is closest to target.
 
-    def flops_at(resolution: int) -> int:
-        return measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
-                            num_classes=num_classes).flops
+    With `tolerance`, a network whose closest resolution lands outside target·(1 ± tolerance) is moved to the
+    largest resolution whose cost stays below the target, and marked `under_budget`: it is cheaper than the
+    budget allows, so it can only be a fair winner (it dominates whatever it beats). A network that lands
+    above the band even at its smallest size is returned as it is (the caller rejects it).
+    """
+    def value_at(resolution: int) -> float:
+        return ref.value_at(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution)
 
-    resolution = match_resolution(flops_at, target_ratio * base_flops, start=start_resolution, multiple=multiple)
-    return describe_candidate(family, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
-                              base_flops=base_flops, base_depth=base_depth, base_width=base_width,
-                              base_resolution=base_resolution, num_classes=num_classes)
+    target = target_ratio * ref.value
+    resolution = match_resolution(value_at, target, start=start_resolution, multiple=multiple, highest=highest)
+    if highest is not None and resolution > highest:  # out of reach below `highest`: kept at the largest allowed
+        resolution = highest - highest % multiple
+    under = False
+    if tolerance is not None and not (1 - tolerance) * target <= value_at(resolution) <= (1 + tolerance) * target:
+        below = resolution
+        while below > multiple and value_at(below) > target:
+            below -= multiple
+        if value_at(below) <= target:
+            resolution, under = below, True
+    return describe_candidate(ref, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
+                              under_budget=under)
 
 
-def describe_candidate(family: str, *, depth_mult: float, width_mult: float, resolution: int, base_flops: int,
-                       base_depth: float, base_width: float, base_resolution: int,
-                       num_classes: int) -> MatchedCandidate:
-    """Measure a network at a given resolution and state its effective coefficients against the base."""
+def describe_candidate(ref: Reference, *, depth_mult: float, width_mult: float, resolution: int,
+                       under_budget: bool = False) -> MatchedCandidate:
+    """Measure a network at a given resolution and state its costs and effective coefficients against the base."""
+    family = ref.family
     cost = measure_cost(family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
-                        num_classes=num_classes)
-    flops_ratio, gamma_eff = cost.flops / base_flops, resolution / base_resolution
+                        num_classes=ref.num_classes)
+    flops_ratio, gamma_eff = cost.flops / ref.flops, resolution / ref.resolution
+    latency = None
+    if ref.metric.name == "latency":
+        latency = ref.metric.latency(family, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
+                                     num_classes=ref.num_classes)
+    value = {"flops": cost.flops, "activations": cost.activations}.get(ref.metric.name) \
+        if latency is None else latency.median_ms
     shape_of = get_family(family).built_shape
     if shape_of is not None:
         alpha_eff, beta_eff = effective_depth_width(family, depth_mult=depth_mult, width_mult=width_mult,
-                                                    base_depth=base_depth, base_width=base_width)
+                                                    base_depth=ref.depth_mult, base_width=ref.width_mult)
         shape = shape_of(width_mult=width_mult, depth_mult=depth_mult)
         network = f"{family} blocks {list(shape.repeats)} widths {list(shape.widths)} at {resolution}px"
     else:
         # Both probed at the base's resolution, so that a stage has one feature-map size in both.
-        built, base = (built_structure(family, depth_mult=d, width_mult=w, num_classes=num_classes,
-                                       probe_resolution=base_resolution)
-                       for d, w in ((depth_mult, width_mult), (base_depth, base_width)))
+        built, base = (built_structure(family, depth_mult=d, width_mult=w, num_classes=ref.num_classes,
+                                       probe_resolution=ref.resolution)
+                       for d, w in ((depth_mult, width_mult), (ref.depth_mult, ref.width_mult)))
         alpha_eff, beta_eff = estimated_depth_width(built, base)
         network = opaque_network_name(family, built, resolution=resolution)
     return MatchedCandidate(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution, flops=cost.flops,
                             params=cost.params, flops_ratio=flops_ratio, alpha_eff=alpha_eff, beta_eff=beta_eff,
-                            gamma_eff=gamma_eff, network=network)
+                            gamma_eff=gamma_eff, network=network, activations=cost.activations,
+                            latency_ms=None if latency is None else latency.median_ms,
+                            latency_spread=None if latency is None else latency.spread,
+                            cost_ratio=value / ref.value, under_budget=under_budget)
 
 
 def opaque_network_name(family: str, built: Structure, *, resolution: int) -> str:
@@ -170,13 +250,28 @@ def opaque_network_name(family: str, built: Structure, *, resolution: int) -> st
     return f"{label} {built.weight_layers} weight layers sha256:{built.digest} at {resolution}px"
 
 
-def match_multiplier(flops_at: Callable[[float], int], target: float, *, start: float,
+def match_multiplier(flops_at: Callable[[float], float], target: float, *, start: float,
                      relative_precision: float = 2e-3, limit: float = 64.0) -> float:
-    """The multiplier m >= start whose flops_at(m) is closest to `target`, for FLOPs non-decreasing in m.
+    """The multiplier m whose flops_at(m) is closest to `target`, for a cost non-decreasing in m: above `start`
+    for a target above flops_at(start), below it otherwise.
 
-    For single-dimension baselines (depth only, width only): rounding makes FLOPs a step function of the
+    For single-dimension baselines (depth only, width only): rounding makes the cost a step function of the
     multiplier, so bisect on the multiplier down to `relative_precision` and keep the better side.
     """
+    if flops_at(start) > target:  # scaling down: bracket from below, then bisect as upwards
+        lo = start
+        while flops_at(lo) > target:
+            lo /= 2
+            if lo < start / limit:
+                return lo * 2  # unreachable: the smallest tried is the closest
+        hi = min(start, lo * 2)
+        while hi - lo > relative_precision * lo:
+            mid = (lo + hi) / 2
+            if flops_at(mid) >= target:
+                hi = mid
+            else:
+                lo = mid
+        return min((lo, hi), key=lambda m: abs(math.log(flops_at(m) / target)))
     lo = hi = start
     while flops_at(hi) < target:
         lo, hi = hi, hi * 2

@@ -45,6 +45,10 @@ def _count_text(text: str) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
+COST = typer.Option("flops", "--cost", help="What the budget holds on: flops (multiply-adds), activations (output "
+                                            "elements of conv/linear layers) or latency (measured forward time).")
+LATENCY_DEVICE = typer.Option("cpu", "--latency-device", help="Where --cost latency times the networks: cpu or cuda.")
+LATENCY_BATCH = typer.Option(1, "--latency-batch", help="Batch size --cost latency times a forward pass at.")
 MAX_PARAMS = typer.Option(None, "--max-params", parser=_count_text,
                           help="Reject candidates (or leave out members) with more parameters: 5000000, 5M, 200k.")
 
@@ -133,12 +137,16 @@ def expand(
     fmt: str = typer.Option("table", "--format", help="table, csv, md, latex or json."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (format from --format or suffix)."),
     match_budget: bool = typer.Option(False, "--match-budget", help="Keep each member's depth and width; pick the "
-                                      "resolution (a multiple of --resolution-multiple) whose measured FLOPs are "
-                                      "closest to (α·β²·γ²)^φ."),
+                                      "resolution (a multiple of --resolution-multiple; finer, then a nudged "
+                                      "width, where that misses by over 3%) whose measured cost is closest to "
+                                      "(α·β²·γ²)^φ (the --cost metric's law)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the family curve (multiply-adds and "
                                         "parameters vs φ, with the ideal (α·β²·γ²)^φ): FILE.png and FILE.pdf, or "
                                         "only the one a .png/.pdf suffix names."),
     max_params: Optional[int] = MAX_PARAMS,
+    cost: Optional[str] = typer.Option(None, "--cost", help="The metric of the target and of --match-budget: flops, "
+                                       "activations or latency (default: the run's with --from, else flops)."),
+    latency_device: str = LATENCY_DEVICE, latency_batch: int = LATENCY_BATCH,
     export: Optional[Path] = typer.Option(None, "--export", metavar="DIR", help="Also write one JSON config per "
                                           "member into DIR (family, multipliers, resolution, dropout, costs), "
                                           "which scalesearch.build_model(config=FILE) builds."),
@@ -159,7 +167,8 @@ def expand(
     rows = _with_progress(console, len(phis), lambda tick: api.expand(
         alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
         base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
-        match_budget=match_budget, on_member=tick, max_params=max_params,
+        match_budget=match_budget, on_member=tick, max_params=max_params, cost=cost,
+        latency_device=latency_device, latency_batch=latency_batch,
         on_note=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
     title, meta = rows.title, rows.meta
     if plot_files:
@@ -348,8 +357,12 @@ def _run_search(mode: str, **options) -> None:
         alpha, beta, gamma = (info.get(k) for k in ("alpha", "beta", "gamma"))
         coeffs = f"α={alpha:.3f} β={beta:.3f} γ={gamma:.3f}" if alpha is not None else ""
         built = f"{info['resolution']}px" if info.get("resolution") else ""
-        ratio = f"flops x{info['flops_ratio']:.2f}" if info.get("flops_ratio") is not None else ""
-        say(_trial_line(f"{info['state']:<9}", info, coeffs, built, ratio))
+        ratio = info.get("cost_ratio", info.get("flops_ratio"))
+        word = {"flops": "flops", "activations": "acts", "latency": "latency"}[options.get("cost", "flops")]
+        ratio = f"{word} x{ratio:.2f}" if ratio is not None else ""
+        under = (f"under budget ({info['cost_ratio']:.2f}x)"
+                 if info.get("under_budget") and info.get("cost_ratio") is not None else "")
+        say(_trial_line(f"{info['state']:<9}", info, coeffs, built, ratio, under))
 
     try:
         result = getattr(api, mode)(**options, on_trial=on_trial, log_line=say, on_progress=on_progress,
@@ -366,15 +379,22 @@ def _run_search(mode: str, **options) -> None:
         stop_bar()
     best, out_dir = result.best, result.out_dir
     if best is None:
-        console.print("No candidate completed: nothing passed the FLOP check or every training failed; "
+        console.print("No candidate completed: nothing passed the budget check or every training failed; "
                       f"see {out_dir}/trials.csv.")
         raise typer.Exit(1)
     eff = (f" (effective α={best['alpha_eff']:.3f} β={best['beta_eff']:.3f} γ={best['gamma_eff']:.3f}, "
            f"{best['resolution']}px)" if best.get("alpha_eff") is not None else "")
     std = f" ± {best['accuracy_std']:.4f}" if best.get("accuracy_std") is not None else ""
-    console.print(f"Best: α={best['alpha']:.4g} β={best['beta']:.4g} γ={best['gamma']:.4g}{eff}, measured FLOP "
-                  f"ratio {best['measured_flops_ratio']:.3f}, val accuracy {best['accuracy']:.4f}{std} over "
-                  f"{best['seeds']} seed(s)")
+    metric = best.get("cost", {}).get("metric", "flops")
+    ratio = best.get("measured_cost_ratio") or best["measured_flops_ratio"]
+    under = f", {best['budget_fit']}" if str(best.get("budget_fit", "")).startswith("under") else ""
+    console.print(f"Best: α={best['alpha']:.4g} β={best['beta']:.4g} γ={best['gamma']:.4g}{eff}, measured "
+                  f"{'FLOP' if metric == 'flops' else metric} ratio {ratio:.3f}{under}, val accuracy "
+                  f"{best['accuracy']:.4f}{std} over {best['seeds']} seed(s)")
+    if best.get("under_budget_candidates"):
+        console.print(f"{best['under_budget_candidates']} trained candidate(s) are under budget: no resolution "
+                      "landed them within the tolerance, so they were trained at the closest size below it "
+                      "(budget_fit in trials.csv)")
     console.print(f"Verdict: {best['verdict']['text']}")
     console.print(f"Wrote {out_dir}/trials.csv and {out_dir}/best.json. Next: scalesearch expand --phi 1..7")
     if not result.complete:
@@ -400,8 +420,10 @@ def _command_line() -> str:
 
 
 # Options shared by `grid` and `search`, defined once so their names and help never drift apart.
-BUDGET = typer.Option(2.0, "--budget", parser=_budget_option, help="FLOP factor of one φ step: 2x, 1.5x.")
-TOLERANCE = typer.Option(0.1, "--tolerance", help="Accepted measured FLOP ratio: budget·(1 ± tolerance).")
+BUDGET = typer.Option(2.0, "--budget", parser=_budget_option,
+                      help="Cost factor of one φ step: 2x, 1.5x scale up; 0.5x, 0.25x scale down.")
+TOLERANCE = typer.Option(0.1, "--tolerance", help="Accepted measured cost ratio: budget·(1 ± tolerance); a network "
+                                                  "that can only land below it is trained and marked under budget.")
 SEEDS = typer.Option("auto", "--seeds", callback=lambda v: _seeds_option(v),
                      help="'auto' (default): every candidate one seed, then extra paired seeds for those not "
                           "clearly behind the leader until it is separated or the cap is hit; or a fixed count K.")
@@ -474,13 +496,15 @@ def grid(
     skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
-    max_params: Optional[int] = MAX_PARAMS,
+    max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
+    latency_batch: int = LATENCY_BATCH,
 ):
-    """Grid search over α and β (γ solved from the budget), training the candidates that pass the FLOP check."""
+    """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
     _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
                 device=device, out=out, storage=storage, study=study, seed=seed, family=family,
                 significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads, jobs=jobs,
-                devices=devices, jobs_per_device=jobs_per_device, max_params=max_params)
+                devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
+                latency_device=latency_device, latency_batch=latency_batch)
 
 
 @app.command()
@@ -495,13 +519,15 @@ def search(
     skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
-    max_params: Optional[int] = MAX_PARAMS,
+    max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
+    latency_batch: int = LATENCY_BATCH,
 ):
-    """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget, training each candidate."""
+    """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
     _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
                 seeds=seeds, data=data, epochs=epochs, device=device, out=out, storage=storage, study=study,
                 seed=seed, family=family, significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
-                jobs=jobs, devices=devices, jobs_per_device=jobs_per_device, max_params=max_params)
+                jobs=jobs, devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
+                latency_device=latency_device, latency_batch=latency_batch)
 
 
 @app.command()
@@ -525,15 +551,21 @@ def compare(
     seed: Optional[int] = typer.Option(None, "--seed", help="Without --from: seed of data and training."),
     family: Optional[str] = typer.Option(None, "--family", help="Without --from: " + FAMILY_HELP,
                                          callback=lambda v: v if v is None else _family_option(v)),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Without --from: accepted FLOP ratio "
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Without --from: accepted cost ratio "
                                                                         "budget^φ·(1 ± tolerance)."),
     alpha_level: float = typer.Option(0.05, "--alpha-level", help="Significance level of the verdicts."),
     fmt: str = typer.Option("table", "--format", help="table (console) or json (compare.json on stdout)."),
     skip_bad_images: bool = SKIP_BAD, jobs: str = JOBS, threads: Optional[int] = THREADS,
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
+    cost: Optional[str] = typer.Option(None, "--cost", help="The metric every arm is brought to: flops, activations "
+                                       "or latency (default: the run's, else flops)."),
+    latency_device: Optional[str] = typer.Option(None, "--latency-device", help="cpu or cuda (default: the run's, "
+                                                 "else cpu)."),
+    latency_batch: Optional[int] = typer.Option(None, "--latency-batch", help="Batch size latency is timed at "
+                                                "(default: the run's, else 1)."),
 ):
-    """Compound scaling against depth-only, width-only and resolution-only at the same measured FLOPs."""
+    """Compound scaling against depth-only, width-only and resolution-only at the same measured cost."""
 
     from .api import compare as run_compare
     from .comparison import summary_lines
@@ -550,6 +582,7 @@ def compare(
                              device=device, out=out, storage=storage, seed=seed, family=family,
                              tolerance=tolerance, significance=alpha_level, skip_bad_images=skip_bad_images,
                              threads=threads, jobs=jobs, devices=devices, jobs_per_device=jobs_per_device,
+                             cost=cost, latency_device=latency_device, latency_batch=latency_batch,
                              on_trial=on_trial, log_line=say, on_progress=on_progress, command_line=_command_line())
     except KeyboardInterrupt:
         stop_bar()
@@ -568,7 +601,7 @@ def compare(
             console.print(line, markup=False, highlight=False)
     from .engine.compare import output_stem
 
-    stem = output_stem(phi)
+    stem = output_stem(phi, cost=result.best.get("cost", {}).get("metric", "flops"))
     console.print(f"Wrote {result.out_dir}/{stem}.json and .csv" + (" and the figure (.png, .pdf)"
                                                                      if result.complete else ""))
     if not result.complete:

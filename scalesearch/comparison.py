@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Sequence
 
 from .cost import FLOP_CONVENTION
+from .metrics import FLOPS
 from .racing import MIN_TEST_SEEDS, compare_common, test_statistic
 
 #: compare.csv columns: the contract's arm fields, flattened.
 CSV_COLUMNS = ("name", "depth_mult", "width_mult", "resolution", "flops", "flops_ratio", "target_ratio",
-               "within_tolerance", "params", "accuracy", "accuracy_std", "seeds", "seed_accuracies",
+               "within_tolerance", "params", "activations", "latency_ms", "cost_ratio", "accuracy", "accuracy_std", "seeds", "seed_accuracies",
                "test_accuracy", "state", "verdict")
 
 
@@ -52,6 +53,7 @@ def _arm_dict(rec) -> dict:
         "alpha_eff": m.alpha_eff, "beta_eff": m.beta_eff, "gamma_eff": m.gamma_eff,
         "flops": m.flops, "flops_ratio": m.flops_ratio, "target_ratio": rec.arm.target_ratio,
         "within_tolerance": rec.arm.within_tolerance, "note": rec.arm.note, "params": m.params,
+        "activations": m.activations, "latency_ms": m.latency_ms, "cost_ratio": m.cost_ratio,
         "accuracy": rec.accuracy, "accuracy_std": rec.accuracy_std, "seeds": len(rec.seed_accuracies),
         "seed_accuracies": {str(s): a for s, a in sorted(rec.seed_accuracies.items())},
         "test_accuracy": (sum(rec.test_accuracies.values()) / len(rec.test_accuracies)
@@ -61,7 +63,7 @@ def _arm_dict(rec) -> dict:
 
 
 def compare_payload(records: Sequence, setup, *, budget: float, tolerance: float, significance: float, complete: bool,
-                    extra: dict) -> dict:
+                    extra: dict, metric=None) -> dict:
     """compare.json: the four arms (compound first) with verdicts, and the unscaled proxy as `baseline`."""
     compound, *baselines = records[:4]
     arms = [{**_arm_dict(compound), "verdict": {"text": "reference arm", "better": None, "test": None}}]
@@ -72,7 +74,7 @@ def compare_payload(records: Sequence, setup, *, budget: float, tolerance: float
         "compound": {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma}, "source": setup.source,
         "seeds": list(setup.seeds), "alpha_level": significance, "complete": complete,
         "test": "two-sided paired t-test (scipy.stats.ttest_rel) of the compound arm against each baseline",
-        "flop_convention": FLOP_CONVENTION, "arms": arms,
+        "flop_convention": FLOP_CONVENTION, "cost": (metric or FLOPS).to_dict(), "arms": arms,
         "baseline": _arm_dict(records[4]) if len(records) > 4 else None, **extra,
     }
 
@@ -91,20 +93,32 @@ def payload_csv(payload: dict) -> str:
 
 def summary_lines(payload: dict) -> list[str]:
     """The console's table and one verdict line per baseline."""
-    lines = [f"{'arm':<16} {'depth':>6} {'width':>6} {'res':>4} {'FLOPs x':>8} {'val acc':>16} seeds"]
+    metric = payload.get("cost", {}).get("metric", "flops")
+    head = {"flops": "FLOPs x", "activations": "acts x", "latency": "latency x"}.get(metric, "cost x")
+    lines = [f"{'arm':<16} {'depth':>6} {'width':>6} {'res':>4} {head:>9} {'val acc':>16} seeds"]
     for a in payload["arms"]:
         acc = "-" if a["accuracy"] is None else f"{a['accuracy']:.4f}" + (
             f" ± {a['accuracy_std']:.4f}" if a["accuracy_std"] is not None else "")
         mark = "" if a["within_tolerance"] else " (outside tolerance)"
         lines.append(f"{a['name']:<16} {a['depth_mult']:>6.3f} {a['width_mult']:>6.3f} {a['resolution']:>4} "
-                     f"{a['flops_ratio']:>8.3f} {acc:>16} {a['seeds']}{mark}")
+                     f"{_cost_ratio(a):>9.3f} {acc:>16} {a['seeds']}{mark}")
     base = payload.get("baseline")
     if base is not None and base["accuracy"] is not None:
         lines.append(f"{base['name']:<16} {base['depth_mult']:>6.3f} {base['width_mult']:>6.3f} "
-                     f"{base['resolution']:>4} {base['flops_ratio']:>8.3f} {base['accuracy']:>16.4f} {base['seeds']}"
+                     f"{base['resolution']:>4} {_cost_ratio(base):>9.3f} {base['accuracy']:>16.4f} {base['seeds']}"
                      "  (unscaled reference)")
     lines += [f"{a['name']}: {a['verdict']['text']}" for a in payload["arms"][1:]]
     return lines
+
+
+def _cost_ratio(arm: dict) -> float:
+    """The arm's measured ratio in the comparison's metric (FLOPs in a compare.json from before --cost)."""
+    return arm["cost_ratio"] if arm.get("cost_ratio") is not None else arm["flops_ratio"]
+
+
+def _metric_word(payload: dict) -> str:
+    return {"flops": "FLOPs", "activations": "activations", "latency": "latency"}.get(
+        payload.get("cost", {}).get("metric", "flops"), "cost")
 
 
 def write_figure(payload: dict, stem: Path) -> list[Path]:
@@ -129,15 +143,16 @@ def write_figure(payload: dict, stem: Path) -> list[Path]:
                    label=f"unscaled proxy (φ = 0, {base['resolution']}px): {100 * base['accuracy']:.1f}%")
         # Below the axes: inside, "best" still landed on an arm's point.
         fig.legend(loc="outside lower center", fontsize=7, frameon=False)
-    labels = [f"{a['name']}\n{a['resolution']}px, x{a['flops_ratio']:.2f} FLOPs" for a in arms]
+    word = _metric_word(payload)
+    labels = [f"{a['name']}\n{a['resolution']}px, x{_cost_ratio(a):.2f} {word}" for a in arms]
     ax.set_xticks(range(len(arms)), labels, fontsize=8)
     ax.set_xlim(-0.6, len(arms) - 0.4)
     ax.set_ylabel("validation accuracy (%)")
     c = payload["compound"]
     ax.set_title(f"Compound (α={c['alpha']:.3g}, β={c['beta']:.3g}, γ={c['gamma']:.3g}) vs one dimension, "
-                 f"φ = {payload['phi']:g}, {payload['target_ratio']:.3g}x multiply-adds", fontsize=9)
+                 f"φ = {payload['phi']:g}, {payload['target_ratio']:.3g}x {word}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     # As the x label, not text inside the axes, where it ran over the baseline's line.
-    ax.set_xlabel(f"arm at its measured FLOPs (mean ± std over {len(payload['seeds'])} seeds; dots: single seeds)",
+    ax.set_xlabel(f"arm at its measured {word} (mean ± std over {len(payload['seeds'])} seeds; dots: single seeds)",
                   fontsize=8)
     return save_figure(fig, [stem.with_name(stem.name + s) for s in FIGURE_SUFFIXES])

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .errors import UserError
 from .samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
-from .scaling import grid_size
+from .metrics import CostMetric
+from .scaling import check_budget, grid_size
 
 SAMPLERS = tuple(SAMPLER_FACTORIES)
 PRUNERS = tuple(PRUNER_FACTORIES)
@@ -55,21 +56,27 @@ class SearchConfig:
     skip_bad_images: bool = False
     threads: int | None = None  # intra-op threads of a CPU trial; None: 1 (results then do not depend on --jobs)
     max_params: int | None = None  # candidates with more parameters are rejected (--max-params)
+    cost: str = "flops"  # the metric the budget holds on (--cost): flops, activations or latency
+    latency_device: str = "cpu"  # where --cost latency times the networks
+    latency_batch: int = 1
     command_line: str = ""
 
     def validated(self) -> "SearchConfig":
         """Return self if every field is sensible; otherwise raise UserError naming the option."""
         if self.mode not in ("grid", "search", "compare"):
             raise UserError(f"unknown mode {self.mode!r}")
-        if not (math.isfinite(self.budget) and self.budget > 1):
-            raise UserError(f"--budget must be > 1, got {self.budget:g}")
+        try:
+            check_budget(self.budget)
+        except ValueError as exc:
+            raise UserError(f"--{exc}") from None
+        self.metric.validated()
         if self.mode in ("grid", "search") and self.budget > MAX_BUDGET:  # not compare: a run's own budget
-            raise UserError(f"--budget {self.budget:g}x is a FLOP factor per φ step; above {MAX_BUDGET:g}x the proxy "
+            raise UserError(f"--budget {self.budget:g}x is a cost factor per φ step; above {MAX_BUDGET:g}x the proxy "
                             "would be scaled past anything compound scaling searches (EfficientNet's step is 2x): "
                             "search a smaller budget and reach large networks with expand's φ")
         if not (0 < self.step <= 1):
             raise UserError(f"--step must be in (0, 1], got {self.step:g}")
-        if self.mode == "grid" and (points := grid_size(self.budget, self.step)) > MAX_GRID_POINTS:
+        if self.mode == "grid" and (points := grid_size(self.budget, self.step, self.metric.law)) > MAX_GRID_POINTS:
             raise UserError(f"--budget {self.budget:g}x with --step {self.step:g} makes {points:,} grid points "
                             f"(at most {MAX_GRID_POINTS:,} are allowed); raise --step")
         if not (0 < self.tolerance < 1):
@@ -112,6 +119,10 @@ class SearchConfig:
             raise UserError(f"--data {self.data}: no such file or directory (or write 'synthetic')")
         return self
 
+    @property
+    def metric(self) -> CostMetric:
+        return CostMetric(name=self.cost, latency_device=self.latency_device, latency_batch=self.latency_batch)
+
     def seeds_label(self, proxy) -> str:
         """'auto (up to N)' or the fixed count, as recorded with the study."""
         return f"auto (up to {proxy.seed_cap})" if self.seeds == "auto" else str(self.seeds)
@@ -127,12 +138,17 @@ class SearchConfig:
         return f"{self.budget:g}x"
 
     @property
+    def _name_suffix(self) -> str:
+        """Runs and studies of another metric get their own default names (FLOPs keeps the names it had)."""
+        return "" if self.cost == "flops" else f"-{self.cost}"
+
+    @property
     def out_dir(self) -> Path:
-        return self.out if self.out is not None else Path("runs") / f"{self.mode}-{self.budget_label}"
+        return self.out if self.out is not None else Path("runs") / f"{self.mode}-{self.budget_label}{self._name_suffix}"
 
     @property
     def study_name(self) -> str:
-        return self.study or f"scalesearch-{self.mode}-{self.budget_label}"
+        return self.study or f"scalesearch-{self.mode}-{self.budget_label}{self._name_suffix}"
 
     @property
     def storage_url(self) -> str:

@@ -225,3 +225,28 @@ def count_conv_linear_macs(model_factory, resolution: int) -> int:
     total = counter.get_total_flops()
     assert total % 2 == 0
     return total // 2
+
+
+def count_conv_linear_outputs(model_factory, resolution: int) -> int:
+    """Independent count of activations: output elements of every convolution and matrix product torch runs
+    (aten level, on meta tensors), at batch 1. It never looks at modules, so a layer counted twice or missed
+    by the forward hooks in `_fvcore_flops` shows up as a difference."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops = {torch.ops.aten.convolution.default, torch.ops.aten.addmm.default, torch.ops.aten.mm.default,
+           torch.ops.aten.bmm.default}
+    total = [0]
+
+    class Outputs(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func in ops:
+                total[0] += out.numel()
+            return out
+
+    with torch.device("meta"):
+        model = model_factory().eval()
+        x = torch.zeros(1, 3, resolution, resolution)
+    with Outputs(), torch.no_grad():
+        model(x)
+    return total[0]

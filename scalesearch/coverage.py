@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .budget import MatchedCandidate, build_matched
-from .cost import measure_cost
+from .budget import MatchedCandidate, Reference
 from .scaling import Coefficients, grid_candidates
 
 
@@ -24,15 +23,13 @@ class GridPoint:
 def grid_coverage(family: str, proxy, *, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1,
                   num_classes: int = 6) -> list[GridPoint]:
     """Every point of the grid `scalesearch grid --budget B --step S` would queue, matched as it would be."""
-    base_flops = measure_cost(family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
-                              resolution=proxy.resolution, num_classes=num_classes).flops
+    ref = Reference.measure(family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
+                            resolution=proxy.resolution, num_classes=num_classes)
     lo, hi = budget * (1 - tolerance), budget * (1 + tolerance)
     points = []
     for c in grid_candidates(budget, step):
         dims = proxy.scaled(c)
-        m = build_matched(family, depth_mult=dims.depth_mult, width_mult=dims.width_mult, target_ratio=budget,
-                          base_flops=base_flops, base_depth=proxy.depth_mult, base_width=proxy.width_mult,
-                          base_resolution=proxy.resolution, start_resolution=dims.resolution,
-                          num_classes=num_classes)
+        m = ref.match(depth_mult=dims.depth_mult, width_mult=dims.width_mult, target_ratio=budget,
+                      start_resolution=dims.resolution)
         points.append(GridPoint(c, m, lo <= m.flops_ratio <= hi))
     return points

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
@@ -9,6 +10,7 @@ from .budget import match_resolution
 from .cost import measure_cost
 from .errors import UserError
 from .families import get_family
+from .metrics import FLOPS, CostMetric
 from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
 
 
@@ -22,9 +24,12 @@ class FamilyMember:
     params: int
     flops: int  # multiply-adds
     flops_ratio: float  # flops / flops of the φ = 0 member, measured
-    target_ratio: float | None  # (α·β²·γ²)^φ, the ideal; None for a published table with no compound rule
-    ratio_error: float | None  # flops_ratio / target_ratio - 1: how far rounding moved the member
+    target_ratio: float | None  # (α·β²·γ²)^φ (the metric's law), the ideal; None for a table with no compound rule
+    ratio_error: float | None  # cost_ratio / target_ratio - 1: how far rounding moved the member
     dropout: float | None  # None: the family does not say (a user's builder decides)
+    activations: int = 0  # output elements of conv and linear layers, batch 1
+    latency_ms: float | None = None  # median forward time; measured where the table's metric is latency
+    cost_ratio: float | None = None  # the member's cost / the φ = 0 member's, in the table's metric
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +53,16 @@ class _Planned:
     resolution: int
     dropout: float | None
     family: str | None = None  # the registered family that builds it, when not the table's own
+    planned_width: float | None = None  # β^φ before --match-budget moved the width (set in __post_init__)
+
+    def __post_init__(self):
+        if self.planned_width is None:
+            object.__setattr__(self, "planned_width", self.width_mult)
+
+
+#: How close `--match-budget` brings a member to its target before it tries finer resolution steps.
+MATCH_WITHIN = 0.03
+_FINER_MULTIPLES = (8, 4, 1)
 
 
 def _measure_rows(
@@ -58,30 +73,84 @@ def _measure_rows(
     num_classes: int,
     on_member: Callable[[str], None] | None,
     match_multiple: int | None = None,
+    *,
+    metric: CostMetric = FLOPS,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[FamilyMember]:
-    """Measure each member against `base`; with `match_multiple`, first move its resolution (in steps of that
-    multiple) to the one whose measured FLOPs come closest to the target ratio."""
+    """Measure each member against `base` in `metric`; with `match_multiple`, first move its resolution (in
+    steps of that multiple) to the one whose measured cost comes closest to the target ratio, and where that
+    misses by more than MATCH_WITHIN, try finer steps (4 px, then 1 px) and say so through `on_note`."""
+    def value(m: _Planned, resolution: int) -> float:
+        return metric.value(m.family or family, depth_mult=m.depth_mult, width_mult=m.width_mult,
+                            resolution=resolution, num_classes=num_classes)
+
     base_flops = measure_cost(base.family or family, width_mult=base.width_mult, depth_mult=base.depth_mult,
                               resolution=base.resolution, num_classes=num_classes).flops
-    rows = []
+    base_value = value(base, base.resolution)
+    rows, finer, nudged = [], [], []
     for m in members:
         target = target_factor**m.phi if target_factor is not None else None
         resolution = m.resolution
         if match_multiple is not None and target is not None:
-            def flops_at(r: int, m=m) -> int:
-                return measure_cost(family, width_mult=m.width_mult, depth_mult=m.depth_mult, resolution=r,
-                                    num_classes=num_classes).flops
-
-            resolution = match_resolution(flops_at, target * base_flops, start=m.resolution,
-                                          multiple=match_multiple)
+            m, resolution, multiple = _match_member(m, target * base_value, value, match_multiple,
+                                                    width_exponent=metric.law.width)
+            if m.width_mult != m.planned_width:
+                nudged.append(f"{m.name} width {m.planned_width:.4g} -> {m.width_mult:.4g} at {resolution}px")
+            elif multiple != match_multiple:
+                finer.append(f"{m.name} {resolution}px (a multiple of {multiple})")
         cost = measure_cost(m.family or family, width_mult=m.width_mult, depth_mult=m.depth_mult,
                             resolution=resolution, num_classes=num_classes)
-        ratio = cost.flops / base_flops
+        latency = None if metric.name != "latency" else value(m, resolution)
+        ratio = (cost.flops if metric.name == "flops" else cost.activations if metric.name == "activations"
+                 else latency) / base_value
         rows.append(FamilyMember(m.name, m.phi, m.depth_mult, m.width_mult, resolution, cost.params, cost.flops,
-                                 ratio, target, None if target is None else ratio / target - 1.0, m.dropout))
+                                 cost.flops / base_flops, target, None if target is None else ratio / target - 1.0,
+                                 m.dropout, cost.activations, latency, ratio))
         if on_member:
             on_member(m.name)
+    if on_note is not None and finer:
+        on_note(f"No multiple of {match_multiple} px brings {'these members' if len(finer) > 1 else 'this member'} "
+                f"within {MATCH_WITHIN:.0%} of the target, so finer steps were used: " + ", ".join(finer))
+    if on_note is not None and nudged:
+        on_note(f"No resolution brings {'these members' if len(nudged) > 1 else 'this member'} within "
+                f"{MATCH_WITHIN:.0%} of the target (stride-2 layers make the cost jump where the input size crosses "
+                "a multiple of 32 px), so the width multiplier was moved by the least that lands: " + ", ".join(nudged))
     return rows
+
+
+#: How far (relative) `--match-budget` may move a member's width where no resolution lands within MATCH_WITHIN.
+MAX_WIDTH_NUDGE = 0.15
+
+
+def _match_member(m: _Planned, target: float, value: Callable[[_Planned, int], float], multiple: int, *,
+                  width_exponent: float) -> tuple[_Planned, int, int]:
+    """(member, resolution, multiple used) whose cost is closest to `target`: resolution in steps of `multiple`,
+    then finer steps, and only where no resolution comes within MATCH_WITHIN, the width moved by the least
+    (up to MAX_WIDTH_NUDGE) that lets one."""
+    from dataclasses import replace
+
+    best = None
+    for step in [multiple, *(k for k in _FINER_MULTIPLES if k < multiple)]:
+        resolution = match_resolution(lambda res: value(m, res), target, start=m.resolution, multiple=step)
+        miss = abs(value(m, resolution) / target - 1)
+        if best is None or miss < best[2]:
+            best = (m, resolution, miss, step)
+        if miss <= MATCH_WITHIN:
+            return m, resolution, step
+    # The target sits in a jump between two neighbouring sizes: from each, the width that would close the gap
+    # (cost ∝ width^exponent), tried smallest move first, with 1% steps around it for channel rounding.
+    resolution = best[1]
+    sides = (resolution, resolution + 1) if value(m, resolution) < target else (resolution - 1, resolution)
+    moves = sorted(((target / value(m, r)) ** (1 / width_exponent), r) for r in sides if r >= 1)
+    for factor, r in sorted(moves, key=lambda fr: abs(math.log(fr[0]))):
+        for tweak in (0, 0.01, -0.01, 0.02, -0.02, 0.03, -0.03):
+            width = m.width_mult * factor * (1 + tweak)
+            if abs(width / m.width_mult - 1) > MAX_WIDTH_NUDGE:
+                continue
+            moved = replace(m, width_mult=width)
+            if abs(value(moved, r) / target - 1) <= MATCH_WITHIN:
+                return moved, r, 1
+    return best[0], best[1], best[3]  # nothing lands: the closest found, and target_miss_note says so
 
 
 def expand_family(
@@ -94,22 +163,27 @@ def expand_family(
     on_member: Callable[[str], None] | None = None,
     *,
     match_budget: bool = False,
+    metric: CostMetric = FLOPS,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[FamilyMember]:
     """Members at each φ: depth α^φ, width β^φ, resolution base·γ^φ, each measured.
 
-    With `match_budget`, each member keeps its depth and width multipliers and takes the resolution
-    (a multiple of `resolution_multiple`) whose measured FLOPs come closest to (α·β²·γ²)^φ times φ = 0's.
+    With `match_budget`, each member keeps its depth and width multipliers and takes the resolution (a
+    multiple of `resolution_multiple`, finer where that cannot come within MATCH_WITHIN) whose measured cost
+    in `metric` comes closest to (the law's factor)^φ times φ = 0's. Coefficients of a step down (all <= 1)
+    are read as φ = -1 of their step up, so negative φ is always smaller than the base.
     """
     spec = get_family(family)
     base_resolution = base_resolution or spec.base_resolution
+    coefficients = coefficients.step_up()
     members = []
     for phi in phis:
         dims = coefficients.scaled(phi, base_resolution, resolution_multiple)
         members.append(_Planned(member_name(spec.display_prefix, phi), phi, dims.depth_mult, dims.width_mult,
                                 dims.resolution, spec.dropout_for_phi(phi)))
     base = _Planned("base", 0, 1.0, 1.0, base_resolution, 0.0)
-    return _measure_rows(family, members, base, coefficients.flops_factor, num_classes, on_member,
-                         resolution_multiple if match_budget else None)
+    return _measure_rows(family, members, base, coefficients.factor(metric.law), num_classes, on_member,
+                         resolution_multiple if match_budget else None, metric=metric, on_note=on_note)
 
 
 #: How far a member may land from its FLOP target (α·β²·γ²)^φ before `expand` says so.
@@ -128,7 +202,7 @@ def target_miss_note(rows: Iterable[FamilyMember], *, match_budget: bool, resolu
         return None
     worst = max(missed, key=lambda r: abs(r.ratio_error))
     who = f"{', '.join(r.name for r in missed)} {'miss' if len(missed) > 1 else 'misses'}"
-    what = (f"{who} the FLOP target (α·β²·γ²)^φ by more than {tolerance:.0%} (worst {worst.name}: "
+    what = (f"{who} the target (the scaling law's factor)^φ by more than {tolerance:.0%} (worst {worst.name}: "
             f"{worst.ratio_error:+.1%})")  # one decimal, as the table: "+10%" beside "more than 10%" read wrong
     if not match_budget:
         return (f"{what}, from rounding depth, width and resolution; --match-budget picks each member's "
@@ -165,6 +239,8 @@ def expand_preset(
     phis: Iterable[int],
     num_classes: int = 1000,
     on_member: Callable[[str], None] | None = None,
+    *,
+    metric: CostMetric = FLOPS,
 ) -> list[FamilyMember]:
     """A published table; φ is the member's index (EfficientNet: the B index, l2 is 9; ResNet: 18-152 as 0-4;
     MobileNetV2: widths 0.35-1.4 as -3..2, 1.0 at 0).
@@ -184,5 +260,5 @@ def expand_preset(
     members = [_Planned(m.name or key.upper(), phi, m.depth_mult, m.width_mult, m.resolution, m.dropout, m.family)
                for phi in phis for key, m in [by_index[phi]]]
     coefficients = PRESET_COEFFICIENTS.get(preset)
-    return _measure_rows(preset, members, base, coefficients.flops_factor if coefficients else None, num_classes,
-                         on_member)
+    return _measure_rows(preset, members, base, coefficients.factor(metric.law) if coefficients else None,
+                         num_classes, on_member, metric=metric)

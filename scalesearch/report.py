@@ -35,23 +35,37 @@ def _number(value: float | None, spec: str, scale: float = 1.0, suffix: str = ""
     return "-" if value is None else f"{scale * value:{spec}}{suffix}"
 
 
-def _display_cells(r: FamilyMember) -> list[str]:
+def _shows_cost_ratio(rows: Sequence[FamilyMember]) -> bool:
+    """A table whose metric is not FLOPs shows the ratio its targets are in beside the FLOP ratio."""
+    return any(r.cost_ratio is not None and abs(r.cost_ratio - r.flops_ratio) > 1e-9 for r in rows)
+
+
+def _shows_latency(rows: Sequence[FamilyMember]) -> bool:
+    return any(r.latency_ms is not None for r in rows)
+
+
+def _display_headers(rows: Sequence[FamilyMember]) -> list[str]:
+    return ["name", "phi", "depth", "width", "res", "params", "flops (MAC)", "acts",
+            *(["latency (ms)"] if _shows_latency(rows) else []), "flops ratio",
+            *(["cost ratio"] if _shows_cost_ratio(rows) else []), "target ratio", "off by", "dropout"]
+
+
+def _display_cells(r: FamilyMember, rows: Sequence[FamilyMember]) -> list[str]:
     return [
         r.name, f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution),
-        f"{r.params / 1e6:.2f}M", f"{r.flops / 1e9:.3f}G", f"{r.flops_ratio:.2f}", _number(r.target_ratio, ".2f"),
+        f"{r.params / 1e6:.2f}M", f"{r.flops / 1e9:.3f}G", f"{r.activations / 1e6:.2f}M",
+        *([_number(r.latency_ms, ".3f")] if _shows_latency(rows) else []), f"{r.flops_ratio:.2f}",
+        *([_number(r.cost_ratio, ".2f")] if _shows_cost_ratio(rows) else []), _number(r.target_ratio, ".2f"),
         _number(r.ratio_error, "+.1f", 100, "%"), _number(r.dropout, ".1f"),
     ]
 
 
-DISPLAY_HEADERS = ["name", "phi", "depth", "width", "res", "params", "flops (MAC)", "flops ratio",
-                   "target ratio", "off by", "dropout"]
-
-
 def to_markdown(rows: Sequence[FamilyMember], title: str) -> str:
-    lines = [f"<!-- {title}. flops: {FLOP_CONVENTION}. -->",
-             "| " + " | ".join(DISPLAY_HEADERS) + " |",
-             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(DISPLAY_HEADERS))) + "|"]
-    lines += ["| " + " | ".join(_display_cells(r)) + " |" for r in rows]
+    headers = _display_headers(rows)
+    lines = [f"<!-- {title}. flops: {FLOP_CONVENTION}; acts: output elements of conv and linear layers, batch 1. -->",
+             "| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(_display_cells(r, rows)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +81,7 @@ _LATEX_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "φ": 
                   "√": r"$\surd$", "≤": r"$\leq$", "≥": r"$\geq$", "→": r"$\rightarrow$", "−": "-",
                   "–": "--", "—": "---", "…": r"\ldots{}", "°": r"$^\circ$", "µ": r"$\mu$", "μ": r"$\mu$",
                   "ß": r"\ss{}", "ø": r"\o{}", "Ø": r"\O{}", "æ": r"\ae{}", "Æ": r"\AE{}", "œ": r"\oe{}",
-                  "Œ": r"\OE{}", "ł": r"\l{}", "Ł": r"\L{}", "\u00a0": "~"}
+                  "Œ": r"\OE{}", "ł": r"\l{}", "Ł": r"\L{}", "\u00a0": "~", "†": r"\dag{}"}
 
 
 def _latex_char(c: str) -> str:
@@ -98,17 +112,22 @@ def latex_escape(text: str) -> str:
 
 def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
     """A booktabs table; needs only \\usepackage{booktabs} in the preamble."""
-    head = ["Model", r"$\phi$", "Depth", "Width", "Resolution", "Params (M)", "MACs (B)",
-            "FLOPs ratio", "Target", "Off by (\\%)", "Dropout"]
+    latency, cost = _shows_latency(rows), _shows_cost_ratio(rows)
+    head = ["Model", r"$\phi$", "Depth", "Width", "Resolution", "Params (M)", "MACs (B)", "Acts (M)",
+            *(["Latency (ms)"] if latency else []), "FLOPs ratio", *(["Cost ratio"] if cost else []),
+            "Target", "Off by (\\%)", "Dropout"]
     body = []
     for r in rows:
         body.append(" & ".join([
             latex_escape(r.name), f"{r.phi:g}", f"{r.depth_mult:.3f}", f"{r.width_mult:.3f}", str(r.resolution),
-            f"{r.params / 1e6:.2f}", f"{r.flops / 1e9:.3f}", f"{r.flops_ratio:.2f}", _number(r.target_ratio, ".2f"),
+            f"{r.params / 1e6:.2f}", f"{r.flops / 1e9:.3f}", f"{r.activations / 1e6:.2f}",
+            *([_number(r.latency_ms, ".3f")] if latency else []), f"{r.flops_ratio:.2f}",
+            *([_number(r.cost_ratio, ".2f")] if cost else []), _number(r.target_ratio, ".2f"),
             _number(r.ratio_error, "+.1f", 100), _number(r.dropout, ".1f"),
         ]) + r" \\")
-    caption = latex_escape(f"{title}. MACs: multiply-adds at batch 1 (one fused multiply-add = 1 FLOP), "
-                           "measured on the rounded network; ratios are relative to φ = 0.")
+    caption = latex_escape(f"{title}. MACs: multiply-adds at batch 1 (one fused multiply-add = 1 FLOP); Acts: "
+                           "output elements of conv and linear layers at batch 1; both measured on the rounded "
+                           "network; ratios are relative to φ = 0.")
     return "\n".join([
         r"\begin{table}[t]",
         r"\centering",
@@ -141,12 +160,14 @@ def rich_table(rows: Sequence[FamilyMember], title: str):
     from rich.table import Table
 
     table = Table(title=title, caption=f"flops: {FLOP_CONVENTION}", caption_justify="left")
-    for i, h in enumerate(DISPLAY_HEADERS):
+    headers = _display_headers(rows)
+    for i, h in enumerate(headers):
         table.add_column(h, justify="left" if i == 0 else "right")
+    off_by = headers.index("off by")
     for r in rows:
-        cells = _display_cells(r)
+        cells = _display_cells(r, rows)
         # Members whose rounding moved them more than 10% off the ideal ratio deserve a second look.
         if r.ratio_error is not None and abs(r.ratio_error) > 0.10:
-            cells[9] = f"[yellow]{cells[9]}[/yellow]"
+            cells[off_by] = f"[yellow]{cells[off_by]}[/yellow]"
         table.add_row(*cells)
     return table

@@ -18,6 +18,7 @@ class CoefficientSource:
     description: str  # said to the user: where the numbers came from
     best_json: Path | None = None
     family: str | None = None  # the family a run searched (expand uses it unless --family says otherwise)
+    cost: dict | None = None  # the metric a run's budget held on (best.json's "cost"), None: not from a run
 
 
 def read_best_json(path: Path) -> CoefficientSource:
@@ -32,7 +33,9 @@ def read_best_json(path: Path) -> CoefficientSource:
         raise UserError(f"{path} is not a scalesearch best.json (needs alpha, beta, gamma): {exc}") from None
     config = data.get("provenance", {}).get("config", {}) if isinstance(data.get("provenance"), dict) else {}
     family = config.get("family") if isinstance(config, dict) else None
-    return CoefficientSource(coeffs, f"the winner in {path}", path, family if isinstance(family, str) else None)
+    cost = data.get("cost") if isinstance(data.get("cost"), dict) else None
+    return CoefficientSource(coeffs, f"the winner in {path}", path, family if isinstance(family, str) else None,
+                             cost)
 
 
 def latest_best_json(runs_dir: Path = DEFAULT_RUNS_DIR) -> Path | None:
@@ -44,7 +47,8 @@ def latest_best_json(runs_dir: Path = DEFAULT_RUNS_DIR) -> Path | None:
 
 
 def coefficients_from_options(alpha: float | None, beta: float | None, gamma: float | None) -> Coefficients | None:
-    """--alpha/--beta/--gamma as typed: None when none is given, UserError when only some are or one is < 1."""
+    """--alpha/--beta/--gamma as typed: None when none is given, UserError when only some are, or they do not
+    all lie on one side of 1."""
     given = [v is not None for v in (alpha, beta, gamma)]
     if not any(given):
         return None

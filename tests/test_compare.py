@@ -115,7 +115,10 @@ def test_compare_from_a_run(cli, run_dir):
     (["--phi", "0"], "--phi must be > 0"),
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--format", "xml"], "unknown --format"),
-    (["--budget", "0.5x"], "budget"),
+    (["--budget", "0"], "budget must be > 0"),
+    (["--budget", "1x"], "budget 1x"),
+    (["--cost", "joules"], "unknown --cost"),
+    (["--cost", "latency", "--latency-device", "tpu"], "--latency-device"),
 ])
 def test_compare_bad_input_is_one_line(cli, in_tmp, args, says):
     code, _, err = cli("compare", *args)
@@ -134,12 +137,35 @@ def test_compare_refuses_an_unfinished_run(cli, tmp_path, run_dir):
     assert code == 2 and "not complete" in one_line_error(err)
 
 
+def _reference(metric=None):
+    from scalesearch.budget import Reference
+    from scalesearch.metrics import FLOPS
+
+    return Reference.measure("efficientnet", depth_mult=CPU_PROXY.depth_mult, width_mult=CPU_PROXY.width_mult,
+                             resolution=CPU_PROXY.resolution, num_classes=6, metric=metric or FLOPS)
+
+
+def test_arms_at_the_same_activations_are_measured_in_activations():
+    """--cost activations: every arm is brought to 2x the proxy's activations (a second count, torch's dispatch
+    of conv and addmm outputs, agrees), not to 2x its FLOPs: the width-only arm widens further than at 2x FLOPs."""
+    from scalesearch.metrics import CostMetric
+
+    ref = _reference(CostMetric(name="activations"))
+    arms = build_arms(ref, CPU_PROXY, Coefficients(1.2, 1.1, 1.15), phi=1, budget=2.0, tolerance=0.1)
+    flop_arms = build_arms(_reference(), CPU_PROXY, Coefficients(1.2, 1.1, 1.15), phi=1, budget=2.0, tolerance=0.1)
+    for a in arms:
+        acts = measure_cost("efficientnet", width_mult=a.built.width_mult, depth_mult=a.built.depth_mult,
+                            resolution=a.built.resolution, num_classes=6).activations
+        assert a.built.cost_ratio == pytest.approx(acts / ref.value)
+        assert a.within_tolerance == (1.8 <= a.built.cost_ratio <= 2.2)
+    assert arms[2].built.width_mult > flop_arms[2].built.width_mult * 1.2
+
+
 def test_arms_at_phi_2_aim_at_the_budget_squared():
     proxy = CPU_PROXY
     base = measure_cost("efficientnet", width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                         resolution=proxy.resolution, num_classes=6).flops
-    arms = build_arms("efficientnet", proxy, Coefficients(1.2, 1.1, 1.15), phi=2, budget=1.5, tolerance=0.1,
-                      base_flops=base, num_classes=6)
+    arms = build_arms(_reference(), proxy, Coefficients(1.2, 1.1, 1.15), phi=2, budget=1.5, tolerance=0.1)
     assert [a.name for a in arms] == list(ARM_NAMES)
     for a in arms:
         assert a.target_ratio == 2.25
@@ -184,8 +210,8 @@ def test_default_arms_land_inside_the_tolerance_or_say_why_not():
     proxy = CPU_PROXY
     base = measure_cost("efficientnet", width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                         resolution=proxy.resolution, num_classes=6).flops
-    arms = {a.name: a for a in build_arms("efficientnet", proxy, Coefficients(1.0, 1.15, 2 ** 0.5 / 1.15), phi=1,
-                                          budget=2.0, tolerance=0.1, base_flops=base, num_classes=6)}
+    arms = {a.name: a for a in build_arms(_reference(), proxy, Coefficients(1.0, 1.15, 2 ** 0.5 / 1.15), phi=1,
+                                          budget=2.0, tolerance=0.1)}
     assert all(arms[name].within_tolerance for name in ("compound", "depth only", "width only"))
     # Resolution alone cannot land at 2x from 42 px: the last stages' feature maps step between 64 and 65 px.
     res = arms["resolution only"]
@@ -193,7 +219,7 @@ def test_default_arms_land_inside_the_tolerance_or_say_why_not():
     r64, r65 = (measure_cost("efficientnet", width_mult=proxy.width_mult, depth_mult=proxy.depth_mult, resolution=r,
                              num_classes=6).flops / base for r in (64, 65))
     assert r64 < 1.8 and r65 > 2.2
-    assert res.note == f"no resolution lands within the tolerance: 64px measures {r64:.3f}x, 65px {r65:.3f}x"
+    assert res.note == f"no resolution lands within the tolerance: 64px measures {r64:.3f}x, 65px {r65:.3f}x in flops"
     depth = arms["depth only"]
     pure = measure_cost("efficientnet", width_mult=proxy.width_mult, depth_mult=depth.built.depth_mult,
                         resolution=proxy.resolution, num_classes=6).flops / base

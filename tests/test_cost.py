@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from scalesearch.cost import count_conv_linear_macs, measure_cost, measure_model_cost
+from scalesearch.cost import count_conv_linear_macs, count_conv_linear_outputs, measure_cost, measure_model_cost
 from scalesearch.families import get_family
 
 # The paper's table 2, in billions of multiply-adds ("FLOPS" there).
@@ -31,6 +31,27 @@ def test_activations_match_fvcore_own_count():
     expected = ActivationCountAnalysis(model, torch.zeros(1, 3, 64, 64)).unsupported_ops_warnings(False).total()
     assert measure_cost("efficientnet", width_mult=0.5, depth_mult=0.5, resolution=64, num_classes=10).activations == expected
     assert measure_model_cost(model, 64).activations == expected
+
+
+@pytest.mark.parametrize("family, width, depth, resolution", [
+    ("efficientnet", 1.0, 1.0, 224), ("efficientnet", 0.25, 0.5, 42), ("efficientnet", 1.1, 1.2, 97),
+    ("resnet", 1.0, 1.0, 224), ("resnet18", 0.5, 1.0, 65), ("mobilenetv2", 0.35, 0.5, 40),
+    ("mobilenetv2", 1.0, 1.0, 224),
+])
+def test_activations_agree_with_an_independent_count(family, width, depth, resolution):
+    """pycls's activations (output elements of every conv and linear layer, batch 1) as measured for budgets,
+    against a count of the outputs of every aten convolution and matrix product (no module hooks)."""
+    spec = get_family(family)
+    measured = measure_cost(family, width_mult=width, depth_mult=depth, resolution=resolution,
+                            num_classes=1000).activations
+    assert measured == count_conv_linear_outputs(lambda: spec.build(width, depth, 1000), resolution)
+    assert measured > 0
+
+
+def test_activations_of_b0_are_pycls_figure():
+    """pycls's model zoo lists EfficientNet-B0 at 6.7 M activations (224 px): the built network must too."""
+    acts = measure_cost("efficientnet", width_mult=1.0, depth_mult=1.0, resolution=224).activations
+    assert acts / 1e6 == pytest.approx(6.7, abs=0.05)
 
 
 def test_measure_model_cost_leaves_model_intact():

@@ -23,7 +23,8 @@ DATA_NAME = "tiny_<i>%#&$~^"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A finished tiny grid (2 fixed seeds, one rejected point), then a one-seed `compare` in it."""
+    """A finished tiny grid (2 fixed seeds; two points under budget, four rejected by the parameter cap), then a
+    one-seed `compare` in it."""
     from scalesearch.cli import main
 
     root = tmp_path_factory.mktemp("report")
@@ -32,7 +33,7 @@ def run_dir(tmp_path_factory):
     np.savez(data, images=x.numpy(), labels=y.numpy())
     out = root / "run_1%"
     for args in (["grid", "--budget", "2x", "--data", str(data), "--out", str(out), "--epochs", "1", "--seeds", "2",
-                  "--step", "0.1"],
+                  "--step", "0.1", "--max-params", "300k"],
                  ["compare", "--from", str(out), "--seeds", "1"]):
         with pytest.raises(SystemExit) as exc:
             main(args)
@@ -85,7 +86,11 @@ def test_json_numbers_are_the_storages(cli, run_dir, storage_view):
         assert cand["accuracy_std"] == pytest.approx(float(np.std(list(values.values()), ddof=1)), abs=1e-12)
     # The rejected point is listed as such, with the reason the trial recorded.
     rejected = [c for c in report["not_trained"] if c["state"] == "rejected"]
-    assert rejected and all("rejected: no resolution" in c["reason"] for c in rejected)
+    assert len(rejected) == 4 and all("over the --max-params cap of 300,000" in c["reason"] for c in rejected)
+    assert all(c["params"] > 300_000 for c in rejected)
+    # Points no resolution lands within 2x ±10% are trained below it and marked, not thrown away.
+    under = [c for c in report["ranking"] if c["budget_fit"].startswith("under budget")]
+    assert len(under) == 2 and all(c["cost_ratio"] < 1.8 and c["state"] == "complete" for c in under)
     assert all(points[(c["alpha"], c["beta"])]["trials"][0].state == optuna.trial.TrialState.PRUNED for c in rejected)
 
 
@@ -185,7 +190,9 @@ def test_human_formats_name_the_winner_and_the_rejected(cli, run_dir, tmp_path):
 
     code, tex, err = cli("report", "--from", run_dir, "--format", "latex", "--no-figures")
     assert code == 0, err
-    assert rf"Winner: trial {w['trial']}" in tex and "no resolution brings the rounded network within 2x" in tex
+    assert rf"Winner: trial {w['trial']}" in tex and "max-params cap of 300,000" in tex
+    assert "under budget (1.7" in md and "under budget (1.7" in words  # the marked points, in every format
+    assert r"\dag{}" in tex
     assert r"\toprule" in tex and "multiply-adds" in tex and r"tiny\_\textless{}i\textgreater{}\%\#\&\$" in tex
 
 

@@ -49,18 +49,16 @@ class CompareExperiment(Experiment):
         if setup.run_fingerprint and base.fingerprint != setup.run_fingerprint:
             raise UserError(f"the data differ from the run's (fingerprint {base.fingerprint}, the run had "
                             f"{setup.run_fingerprint}): compare needs the data the run was searched on")
-        exp = cls(**{f: getattr(base, f) for f in ("config", "proxy", "data", "device", "base_flops",
+        exp = cls(**{f: getattr(base, f) for f in ("config", "proxy", "data", "device", "reference",
                                                     "fingerprint", "notes")}, setup=setup)
-        exp.arms = build_arms(config.family, exp.proxy, setup.compound, phi=setup.phi, budget=config.budget,
-                              tolerance=config.tolerance, base_flops=exp.base_flops,
-                              num_classes=exp.data.num_classes)
+        exp.arms = build_arms(exp.reference, exp.proxy, setup.compound, phi=setup.phi, budget=config.budget,
+                              tolerance=config.tolerance)
         # Last, as item 4: the unscaled proxy with the same seeds, so every gain has a reference.
-        exp.arms.append(baseline_arm(config.family, exp.proxy, base_flops=exp.base_flops,
-                                     num_classes=exp.data.num_classes))
+        exp.arms.append(baseline_arm(exp.reference))
         for arm in exp.arms:
             m = arm.built
             exp.notes.append(f"arm {arm.name}: depth {m.depth_mult:.4g}, width {m.width_mult:.4g}, "
-                             f"{m.resolution}px, measured FLOP ratio {m.flops_ratio:.3f} (target "
+                             f"{m.resolution}px, measured {config.metric.name} ratio {m.cost_ratio:.3f} (target "
                              f"{arm.target_ratio:.3g})" + ("" if arm.within_tolerance else ", OUTSIDE the tolerance")
                              + (f"; {arm.note}" if arm.note else ""))
         return exp
@@ -147,8 +145,9 @@ class CompareOutputs:
 
         records = arm_records(study.get_trials(deepcopy=False), self.exp)
         payload = compare_payload(records, self.exp.setup, budget=self.cfg.budget, tolerance=self.cfg.tolerance,
-                                  significance=self.cfg.significance, complete=complete, extra=self.extra)
-        stem = self.cfg.out_dir / output_stem(self.exp.setup.phi)
+                                  significance=self.cfg.significance, complete=complete, extra=self.extra,
+                                  metric=self.cfg.metric)
+        stem = self.cfg.out_dir / output_stem(self.exp.setup.phi, cost=self.cfg.cost)
         # Not with_suffix: for φ = 0.5 it would cut "compare-phi0.5" down to "compare-phi0.json".
         atomic_write_json(stem.with_name(stem.name + ".json"), payload)
         atomic_write_text(stem.with_name(stem.name + ".csv"), payload_csv(payload))
@@ -157,8 +156,13 @@ class CompareOutputs:
         return records, payload
 
 
-def output_stem(phi: float) -> str:
-    return "compare" if phi == 1 else f"compare-phi{phi:g}"
+def output_suffix(cost: str) -> str:
+    """A comparison in another metric than FLOPs is a study and a set of files of its own."""
+    return "" if cost == "flops" else f"-{cost}"
+
+
+def output_stem(phi: float, *, cost: str = "flops") -> str:
+    return f"compare{output_suffix(cost)}" + ("" if phi == 1 else f"-phi{phi:g}")
 
 
 def paper_compound(budget: float) -> Coefficients:

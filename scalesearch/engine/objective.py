@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from ..budget import MatchedCandidate, build_matched
+from ..budget import MatchedCandidate, Reference, build_matched
 from ..config import SearchConfig, training_seed
 from ..errors import UserError
 from ..scaling import Coefficients
@@ -22,8 +22,14 @@ def record_network(trial: optuna.Trial, m: MatchedCandidate) -> None:
     """What was built and what it costs, on the trial (trials.csv and reports read these)."""
     for key, value in dict(alpha_eff=m.alpha_eff, beta_eff=m.beta_eff, gamma_eff=m.gamma_eff,
                            depth_mult=m.depth_mult, width_mult=m.width_mult, resolution=m.resolution,
-                           flops=m.flops, flops_ratio=m.flops_ratio, params=m.params, network=m.network).items():
+                           flops=m.flops, flops_ratio=m.flops_ratio, params=m.params, network=m.network,
+                           activations=m.activations, cost_ratio=m.cost_ratio).items():
         trial.set_user_attr(key, value)
+    if m.latency_ms is not None:
+        trial.set_user_attr("latency_ms", m.latency_ms)
+        trial.set_user_attr("latency_spread", m.latency_spread)
+    if m.under_budget:
+        trial.set_user_attr("under_budget", True)
 
 
 def _family_source(family: str) -> dict:
@@ -71,6 +77,17 @@ def _measuring_process() -> None:
     torch.set_num_threads(1)
 
 
+#: No candidate is matched above this multiple of the proxy's resolution: a latency that barely moves with input
+#: size (a small network at batch 1 is dominated by per-layer overhead) would otherwise be chased to huge images.
+MAX_RESOLUTION_FACTOR = 4
+
+
+def under_budget_text(ratio: float, *, budget: float, tolerance: float, resolution: int) -> str:
+    """How consoles, trials.csv and reports mark a network trained below the budget."""
+    return (f"under budget ({ratio:.2f}x): no resolution lands within {budget:g}x ±{tolerance:.0%}; trained at "
+            f"{resolution}px, the closest below")
+
+
 def _reject(trial: optuna.Trial, reason: str) -> None:
     """End the trial untrained (raises TrialPruned), with the reason recorded for trials.csv and reports."""
     trial.set_user_attr("reason", reason)
@@ -90,7 +107,7 @@ class Experiment:
     proxy: object
     data: object
     device: object
-    base_flops: int
+    reference: Reference  # the φ = 0 proxy as measured, and the metric the budget holds on
     fingerprint: str  # of the data, computed once
     notes: list[str] = field(default_factory=list)  # what preparation found, said once the study has opened
     _candidates: dict = field(default_factory=dict)
@@ -118,22 +135,29 @@ class Experiment:
             raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own {base.params:,} "
                             f"parameters (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
                             f"{data.num_classes} classes): no candidate could be trained; raise the cap")
+        reference = Reference.measure(config.family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
+                                      resolution=proxy.resolution, num_classes=data.num_classes,
+                                      metric=config.metric)
         fingerprint = data.fingerprint
         skipped = len(getattr(data, "skipped_files", []) or [])
         notes = [f"data {data.name}: {len(data.train_labels)} train / {len(data.val_labels)} val images, "
                  f"{data.num_classes} classes, fingerprint {fingerprint}"
                  + (f"; {skipped} unreadable image file(s) skipped" if skipped else ""),
                  f"proxy ({proxy.name}): width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
-                 f"{proxy.resolution}px = {base.flops / 1e6:.2f} M multiply-adds; {proxy.train.epochs} epochs, "
-                 f"seeds {config.seeds_label(proxy)} per candidate on {device.type}"]
-        return cls(config, proxy, data, device, base.flops, fingerprint, notes)
+                 f"{proxy.resolution}px = {base.flops / 1e6:.2f} M multiply-adds, {base.activations / 1e6:.3f} M "
+                 f"activations, {base.params:,} parameters"
+                 + (f", {reference.value:.3f} ms" if config.metric.name == "latency" else "")
+                 + f"; {proxy.train.epochs} epochs, seeds {config.seeds_label(proxy)} per candidate on {device.type}",
+                 f"budget: {config.budget_label} the proxy's {config.metric.label}, ±{config.tolerance:.0%}; "
+                 f"nominal γ from {config.metric.law.text} = {config.budget:g}"]
+        return cls(config, proxy, data, device, reference, fingerprint, notes)
 
     def identity(self) -> dict:
         """What a resumed study must have been run with: anything that changes what a trial measures (the
         strategy adds what it searches, see strategies.Strategy.identity)."""
         cfg, proxy = self.config, self.proxy
         return {
-            "budget": cfg.budget, "tolerance": cfg.tolerance,
+            "budget": cfg.budget, "tolerance": cfg.tolerance, **cfg.metric.identity(),
             **({"max_params": cfg.max_params} if cfg.max_params is not None else {}),
             "family": cfg.family, **_family_source(cfg.family), "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
             "epochs": proxy.train.epochs, "data": self.fingerprint,
@@ -143,14 +167,14 @@ class Experiment:
 
     def _matching(self, c: Coefficients) -> dict:
         """build_matched's arguments for candidate `c`."""
-        proxy, dims = self.proxy, self.proxy.scaled(c)
-        return dict(family=self.config.family, depth_mult=dims.depth_mult, width_mult=dims.width_mult,
-                    target_ratio=self.config.budget, base_flops=self.base_flops, base_depth=proxy.depth_mult,
-                    base_width=proxy.width_mult, base_resolution=proxy.resolution, start_resolution=dims.resolution,
-                    num_classes=self.data.num_classes)
+        dims = self.proxy.scaled(c)
+        return dict(ref=self.reference, depth_mult=dims.depth_mult, width_mult=dims.width_mult,
+                    target_ratio=self.config.budget, start_resolution=dims.resolution,
+                    tolerance=self.config.tolerance, highest=MAX_RESOLUTION_FACTOR * self.proxy.resolution)
 
     def candidate(self, c: Coefficients) -> MatchedCandidate:
-        """The proxy scaled by (α, β), at the resolution whose measured FLOPs are nearest the budget."""
+        """The proxy scaled by (α, β), at the resolution whose measured cost is nearest the budget (or the
+        closest below it, where none lands inside the tolerance)."""
         key = (c.alpha, c.beta, c.gamma)
         if key not in self._candidates:
             self._candidates[key] = build_matched(**self._matching(c))
@@ -242,11 +266,15 @@ class Experiment:
             trial.set_user_attr(key, value)
         record_network(trial, m)
         lo, hi = cfg.budget * (1 - cfg.tolerance), cfg.budget * (1 + cfg.tolerance)
-        if not lo <= m.flops_ratio <= hi:
+        if m.cost_ratio > hi:
             reason = (f"rejected: no resolution brings the rounded network within {cfg.budget:g}x "
-                      f"±{cfg.tolerance:.0%}; closest is {m.resolution}px at a measured FLOP ratio of "
-                      f"{m.flops_ratio:.3f}")
+                      f"±{cfg.tolerance:.0%} or below it; the smallest it reaches is {m.resolution}px at a measured "
+                      f"{cfg.metric.name} ratio of {m.cost_ratio:.3f}")
             _reject(trial, reason)
+        if m.under_budget or m.cost_ratio < lo:
+            trial.set_user_attr("under_budget", True)
+            trial.set_user_attr("budget_note", under_budget_text(m.cost_ratio, budget=cfg.budget,
+                                                                 tolerance=cfg.tolerance, resolution=m.resolution))
         if cfg.max_params is not None and m.params > cfg.max_params:
             _reject(trial, f"rejected: {m.params:,} parameters, over the --max-params cap of {cfg.max_params:,}")
 

@@ -15,18 +15,19 @@ from typing import Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
+from ..metrics import FLOPS
 from ..racing import Verdict, verdict
-from ..scaling import Coefficients, coefficients_from_simplex, gamma_for_budget
+from ..scaling import FLOPS_LAW, Coefficients, ScalingLaw, coefficients_from_simplex, nominal_gamma
 from .queue import ItemStatus, item_statuses, params_of
 
 #: trials.csv columns, in order (the interface contract, plus effective coefficients and test accuracy).
 TRIAL_COLUMNS = ("trial", "state", "alpha", "beta", "gamma", "alpha_eff", "beta_eff", "gamma_eff", "depth_mult",
-                 "width_mult", "resolution", "flops", "flops_ratio", "params", "accuracy", "accuracy_std", "seeds",
-                 "seed_accuracies", "test_accuracy", "seconds", "train_seconds", "warmup_seconds", "wall_seconds",
-                 "reason")
+                 "width_mult", "resolution", "flops", "flops_ratio", "params", "activations", "latency_ms",
+                 "cost_ratio", "budget_fit", "accuracy", "accuracy_std", "seeds", "seed_accuracies",
+                 "test_accuracy", "seconds", "train_seconds", "warmup_seconds", "wall_seconds", "reason")
 
 _MEASURED = ("alpha_eff", "beta_eff", "gamma_eff", "depth_mult", "width_mult", "resolution", "flops",
-             "flops_ratio", "params", "network")
+             "flops_ratio", "params", "network", "activations", "latency_ms", "latency_spread", "cost_ratio")
 
 
 class SeedSummary:
@@ -71,6 +72,11 @@ class CandidateRecord(SeedSummary):
     flops: int | None = None
     flops_ratio: float | None = None
     params: int | None = None
+    activations: int | None = None  # output elements of conv and linear layers, batch 1
+    latency_ms: float | None = None  # median forward time; measured where the budget is latency
+    latency_spread: float | None = None
+    cost_ratio: float | None = None  # measured cost / the proxy's, in the budget's metric
+    budget_fit: str = ""  # "at budget", "under budget (1.71x)" or "over budget" (rejected); "" before measuring
     network: str | None = None  # the architecture as built; candidates with equal strings are one experiment
     seed_accuracies: dict[int, float] = field(default_factory=dict)  # full precision, by seed index
     test_accuracies: dict[int, float] = field(default_factory=dict)
@@ -83,6 +89,10 @@ class CandidateRecord(SeedSummary):
     @property
     def coefficients(self) -> dict:
         return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma}
+
+    @property
+    def under_budget(self) -> bool:
+        return self.budget_fit.startswith("under")
 
     def row(self) -> dict:
         """The trials.csv row: seed accuracies as `seed:accuracy` pairs at full precision."""
@@ -100,15 +110,16 @@ class CandidateRecord(SeedSummary):
         return d
 
 
-def coefficients_from_params(params: dict, budget: float) -> Coefficients:
-    """Nominal (α, β, γ) of a candidate from its Optuna parameters (grid: α, β; sampler: s1, s2)."""
+def coefficients_from_params(params: dict, budget: float, *, law: ScalingLaw = FLOPS_LAW) -> Coefficients:
+    """Nominal (α, β, γ) of a candidate from its Optuna parameters (grid: α, β; sampler: s1, s2), γ from the
+    budget metric's scaling law."""
     if "s1" in params:
-        return coefficients_from_simplex(params["s1"], params["s2"], budget)
-    return Coefficients(params["alpha"], params["beta"],
-                        max(1.0, gamma_for_budget(params["alpha"], params["beta"], budget)))
+        return coefficients_from_simplex(params["s1"], params["s2"], budget, law)
+    return Coefficients(params["alpha"], params["beta"], nominal_gamma(params["alpha"], params["beta"], budget, law))
 
 
-def candidate_records(trials: Sequence[FrozenTrial], budget: float) -> list[CandidateRecord]:
+def candidate_records(trials: Sequence[FrozenTrial], budget: float, *,
+                      law: ScalingLaw = FLOPS_LAW) -> list[CandidateRecord]:
     """Every candidate in the study, in order of its first trial."""
     statuses = item_statuses(trials)
     by_candidate: dict[tuple, list[ItemStatus]] = {}
@@ -122,7 +133,7 @@ def candidate_records(trials: Sequence[FrozenTrial], budget: float) -> list[Cand
     records = []
     for cand, items in by_candidate.items():
         first = first_trial[cand]
-        c = coefficients_from_params(params_of(first), budget)
+        c = coefficients_from_params(params_of(first), budget, law=law)
         rec = CandidateRecord(first.number, "waiting", c.alpha, c.beta, c.gamma, cand)
         _fill(rec, items, trials)
         records.append(rec)
@@ -160,6 +171,15 @@ def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[Frozen
     if measured is not None:
         for name in _MEASURED:
             setattr(rec, name, measured.user_attrs.get(name))
+        if rec.cost_ratio is None:  # a study from before --cost: its budget was FLOPs
+            rec.cost_ratio = rec.flops_ratio
+        attrs = measured.user_attrs
+        if attrs.get("under_budget"):
+            rec.budget_fit = f"under budget ({rec.cost_ratio:.2f}x)"
+        elif attrs.get("outcome") == "rejected" and "--max-params" not in attrs.get("reason", ""):
+            rec.budget_fit = "over budget"
+        else:
+            rec.budget_fit = "at budget"
     problems, pending, open_ = [], False, False
     for status in sorted(items, key=lambda s: s.key[1]):
         seed, t = status.key[1], status.trial
@@ -230,7 +250,7 @@ def final_verdict(records: Sequence[CandidateRecord], significance: float) -> tu
 
 
 def best_payload(records: Sequence[CandidateRecord], *, budget: float, tolerance: float, significance: float,
-                 complete: bool, extra: dict) -> dict | None:
+                 complete: bool, extra: dict, metric=None) -> dict | None:
     """best.json: the winner (nominal and effective coefficients), its seeds, the verdict, and run facts."""
     found = final_verdict(records, significance)
     if found is None:
@@ -247,9 +267,14 @@ def best_payload(records: Sequence[CandidateRecord], *, budget: float, tolerance
     return {
         "alpha": best.alpha, "beta": best.beta, "gamma": best.gamma, "budget": budget,
         "flops_factor": best.alpha * best.beta**2 * best.gamma**2,
+        "cost_factor": (metric or FLOPS).law.factor(best.alpha, best.beta, best.gamma),  # the law's nominal factor
         "alpha_eff": best.alpha_eff, "beta_eff": best.beta_eff, "gamma_eff": best.gamma_eff,
         "depth_mult": best.depth_mult, "width_mult": best.width_mult, "resolution": best.resolution,
         "measured_flops_ratio": best.flops_ratio, "tolerance": tolerance,
+        # The budget's metric, and the winner's four figures whatever that metric is.
+        "cost": (metric or FLOPS).to_dict(), "measured_cost_ratio": best.cost_ratio, "budget_fit": best.budget_fit,
+        "flops": best.flops, "params": best.params, "activations": best.activations, "latency_ms": best.latency_ms,
+        "under_budget_candidates": sum(1 for r in trained if r.under_budget),
         "accuracy": best.accuracy, "accuracy_std": best.accuracy_std, "test_accuracy": best.test_accuracy,
         "seeds": best.seeds, "seed_accuracies": {str(s): a for s, a in sorted(best.seed_accuracies.items())},
         "trial": best.trial, "complete": complete,

@@ -359,7 +359,7 @@ class Worker:
             if strategy.racing and strategy.first_pass_done(trials):
                 from .results import race_results
 
-                rnd = race(race_results(candidate_records(trials, cfg.budget)), cap=strategy.cap,
+                rnd = race(race_results(candidate_records(trials, cfg.budget, law=cfg.metric.law)), cap=strategy.cap,
                            significance=cfg.significance)
                 if rnd.next_items:
                     params_of = candidate_params(trials)
@@ -434,7 +434,7 @@ def provenance(exp: Experiment) -> dict:
                       "depth_mult": exp.proxy.depth_mult, "resolution": exp.proxy.resolution,
                       "train": exp.proxy.train.__dict__},
             **redacted_config(exp.config),
-            "flop_convention": "multiply-adds, fvcore, batch 1, eval mode"}
+            "flop_convention": "multiply-adds, fvcore, batch 1, eval mode", "cost": exp.config.metric.to_dict()}
 
 
 class Outputs:
@@ -450,11 +450,10 @@ class Outputs:
 
     def write(self, study: optuna.Study, complete: bool) -> tuple[list[CandidateRecord], dict | None]:
         cfg = self.cfg
-        records = candidate_records(study.get_trials(deepcopy=False), cfg.budget)
+        records = candidate_records(study.get_trials(deepcopy=False), cfg.budget, law=cfg.metric.law)
         atomic_write_text(cfg.out_dir / "trials.csv", rows_to_csv(records))
         best = best_payload(records, budget=cfg.budget, tolerance=cfg.tolerance, significance=cfg.significance,
-                            complete=complete,
-                            extra=self.extra)
+                            complete=complete, extra=self.extra, metric=cfg.metric)
         if best is not None:
             atomic_write_json(cfg.out_dir / "best.json", best)
         return records, best

@@ -16,7 +16,7 @@ import optuna
 
 from ..errors import UserError
 from ..samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
-from ..scaling import coefficients_from_simplex, grid_candidates
+from ..scaling import coefficients_from_simplex, grid_candidates, grid_ends
 from . import queue
 from .results import candidate_records, coefficients_from_params
 
@@ -83,7 +83,7 @@ class Strategy:
                 items.append((queue.params_of(t), key[1]))
         if not self.racing and self.cap > 1:
             params_of = candidate_params(trials)
-            for rec in candidate_records(trials, self.cfg.budget):
+            for rec in candidate_records(trials, self.cfg.budget, law=self.cfg.metric.law):
                 if 0 in rec.seed_accuracies:
                     params = params_of[rec.params_key]
                     items += [(params, s) for s in range(1, self.cap) if queue.item_key(params, s) not in keys]
@@ -140,27 +140,28 @@ class GridStrategy(Strategy):
 
     @classmethod
     def extreme_multipliers(cls, cfg, proxy):
-        alpha, beta = cfg.budget**0.5, cfg.budget**0.25  # the grid's upper ends
+        alpha, beta = grid_ends(cfg.budget, cfg.metric.law)  # the grid's far ends
         return [(proxy.depth_mult, proxy.width_mult), (proxy.depth_mult * alpha, proxy.width_mult * beta)]
 
     def points(self) -> list[dict]:
-        return [{"alpha": c.alpha, "beta": c.beta} for c in grid_candidates(self.cfg.budget, self.cfg.step)]
+        return [{"alpha": c.alpha, "beta": c.beta}
+                for c in grid_candidates(self.cfg.budget, self.cfg.step, law=self.cfg.metric.law)]
 
     def first_items(self, trials) -> list[dict]:
         return self.points()
 
     def open_candidates(self, trials) -> list:
         statuses = queue.item_statuses(trials)
-        return [coefficients_from_params(p, self.cfg.budget) for p in self.points()
+        return [coefficients_from_params(p, self.cfg.budget, law=self.cfg.metric.law) for p in self.points()
                 if not (queue.item_key(p, 0) in statuses and statuses[queue.item_key(p, 0)].settled)]
 
     def candidate(self, trial: optuna.Trial, *, queued: bool) -> object:
         if not queued:
             raise Stray("not from the grid queue (another worker emptied it)")
-        budget = self.cfg.budget
-        hi_a, hi_b = max(1.0, budget**0.5), max(1.0, budget**0.25)
-        return coefficients_from_params({"alpha": trial.suggest_float("alpha", 1.0, hi_a),
-                                         "beta": trial.suggest_float("beta", 1.0, hi_b)}, budget)
+        budget, law = self.cfg.budget, self.cfg.metric.law
+        (lo_a, hi_a), (lo_b, hi_b) = (sorted((1.0, end)) for end in grid_ends(budget, law))
+        return coefficients_from_params({"alpha": trial.suggest_float("alpha", lo_a, hi_a),
+                                         "beta": trial.suggest_float("beta", lo_b, hi_b)}, budget, law=law)
 
 
 class SamplerStrategy(Strategy):
@@ -173,7 +174,8 @@ class SamplerStrategy(Strategy):
 
     @classmethod
     def extreme_multipliers(cls, cfg, proxy):
-        alpha, beta = cfg.budget, cfg.budget**0.5  # the simplex's corners
+        law = cfg.metric.law  # the simplex's corners: all of the budget in depth, or in width
+        alpha, beta = cfg.budget ** (1 / law.depth), cfg.budget ** (1 / law.width)
         return [(proxy.depth_mult, proxy.width_mult), (proxy.depth_mult * alpha, proxy.width_mult * beta)]
 
     def first_items(self, trials) -> list[dict]:
@@ -209,7 +211,7 @@ class SamplerStrategy(Strategy):
         if not queued and self._drawn(trial.study.get_trials(deepcopy=False), before=trial.number) >= self.cfg.trials:
             raise Stray(f"--trials {self.cfg.trials} already drawn")
         return coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
-                                         self.cfg.budget)
+                                         self.cfg.budget, self.cfg.metric.law)
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return SAMPLER_FACTORIES[self.cfg.sampler](seed, self.cfg.trials)

@@ -18,7 +18,8 @@ from .load import RunReport
 
 #: Figure file suffix -> what it shows (alt texts and captions in the reports).
 FIGURE_TITLES = {
-    "accuracy-vs-flops": "Validation accuracy against measured FLOPs (multiply-adds) of every trained candidate",
+    "accuracy-vs-flops": "Validation accuracy against the measured cost the budget held on (multiply-adds, "
+                         "activations or latency) of every trained candidate",
     "alpha-beta": "The α–β plane coloured by validation accuracy (γ implied by the budget)",
 }
 
@@ -38,19 +39,37 @@ def _offsets(collection) -> list[tuple[float, ...]]:
     return [tuple(float(v) for v in xy) for xy in collection.get_offsets()]
 
 
+#: (x of a record in the budget's metric, axis label, ratio label) per metric.
+_COST_AXES = {
+    "flops": (lambda r: r.flops / 1e6, "measured FLOPs (M multiply-adds, fvcore, batch 1)", "FLOP ratio"),
+    "activations": (lambda r: r.activations / 1e6, "measured activations (M output elements of conv and linear "
+                    "layers, batch 1)", "activation ratio"),
+    "latency": (lambda r: r.latency_ms, "measured latency (ms, median forward pass)", "latency ratio"),
+}
+
+
 def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
-    """Mean ± std accuracy of each distinct trained network at its measured multiply-adds; Pareto front; winner."""
+    """Mean ± std accuracy of each distinct trained network at its measured cost in the budget's metric;
+    Pareto front; winner; networks trained under budget marked as such."""
     plt = pyplot()
-    distinct = [item.record for item in report.ranking if item.same_network_as is None]
+    cost_of, xlabel, ratio_label = _COST_AXES[report.metric.name]
+    distinct = [item.record for item in report.ranking if item.same_network_as is None
+                and cost_of(item.record) is not None]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
     drawn: dict[str, list] = {}
     if distinct:
-        x = [r.flops / 1e6 for r in distinct]
+        x = [cost_of(r) for r in distinct]
         y = [100 * r.accuracy for r in distinct]
         err = [100 * (r.accuracy_std or 0.0) for r in distinct]
         bars = ax.errorbar(x, y, yerr=err, fmt="o", color="#2471a3", ecolor="#7fb3d5", markersize=5, capsize=3,
                            label="trained candidate (mean ± std over seeds)", zorder=3)
         drawn["candidates"] = [tuple(float(v) for v in xy) for xy in zip(*bars.lines[0].get_data())]
+        under = [r for r in distinct if r.under_budget]
+        if under:
+            ring = ax.scatter([cost_of(r) for r in under], [100 * r.accuracy for r in under], marker="o", s=110,
+                              facecolor="none", edgecolor="#ca6f1e", linewidth=1.4, zorder=4,
+                              label=f"under budget: trained below it, no size landed inside ({len(under)})")
+            drawn["under_budget"] = _offsets(ring)
         # Pareto front: candidates no cheaper candidate beats on accuracy.
         front, best = [], -math.inf
         for xi, yi in sorted(zip(x, y), key=lambda p: (p[0], -p[1])):
@@ -64,21 +83,21 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
                         linestyle="--", linewidth=1, label="Pareto front", zorder=2)
         drawn["pareto"] = [tuple(float(v) for v in xy) for xy in zip(*line.get_data())]
         w = report.winner_record
-        star = ax.scatter([w.flops / 1e6], [100 * w.accuracy], marker="*", s=260, facecolor="none",
+        star = ax.scatter([cost_of(w)], [100 * w.accuracy], marker="*", s=260, facecolor="none",
                           edgecolor=WINNER_COLOUR, linewidth=1.6, zorder=4,
                           label=f"winner (trial {w.trial}): {100 * w.accuracy:.1f}%")
         drawn["winner"] = _offsets(star)
-        base = w.flops / w.flops_ratio  # the φ = 0 proxy's multiply-adds, as the run measured them
+        base = cost_of(w) / (w.cost_ratio or w.flops_ratio)  # the φ = 0 proxy's cost, as the run measured it
         lo, hi = report.budget * (1 - report.tolerance), report.budget * (1 + report.tolerance)
-        ax.axvspan(lo * base / 1e6, hi * base / 1e6, color="0.94", zorder=0,
+        ax.axvspan(lo * base, hi * base, color="0.94", zorder=0,
                    label=f"budget {report.budget:g}x ± {report.tolerance:.0%}")
-        top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v * 1e6 / b, lambda r, b=base: r * b / 1e6))
-        top.set_xlabel("FLOP ratio to the φ = 0 proxy", fontsize=8)
+        top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v / b, lambda r, b=base: r * b))
+        top.set_xlabel(f"{ratio_label} to the φ = 0 proxy", fontsize=8)
         # Below the axes, not inside: a legend must never cover a candidate.
         fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     else:
         ax.text(0.5, 0.5, "no candidate completed", transform=ax.transAxes, ha="center", va="center")
-    ax.set_xlabel("measured FLOPs (M multiply-adds, fvcore, batch 1)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(f"{report.study}: accuracy vs cost, data {report.data_name}", fontsize=9)
     ax.grid(alpha=0.3)
@@ -101,7 +120,8 @@ def alpha_beta_plane(report: RunReport, stem: Path) -> Drawn:
     ylim = (min(betas) - pad_b, max(betas) + pad_b)
     # γ is not a free axis: α·β²·γ² = budget fixes it. Faint iso-γ lines show what each point implies.
     ga, gb = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
-    gamma = np.sqrt(report.budget / (ga * gb**2))
+    law = report.metric.law
+    gamma = (report.budget / (ga**law.depth * gb**law.width)) ** (1 / law.resolution)
     contours = ax.contour(ga, gb, gamma, levels=8, colors="0.75", linewidths=0.6, zorder=0)
     ax.clabel(contours, fontsize=6, fmt=lambda v: f"γ={v:.2f}")
 
@@ -112,7 +132,7 @@ def alpha_beta_plane(report: RunReport, stem: Path) -> Drawn:
                         zorder=3, label="trained")
         fig.colorbar(sc, ax=ax, label="validation accuracy (%, mean over seeds)")
         drawn["trained"] = _offsets(sc)
-    groups = (("rejected", "x", "#7f8c8d", "rejected: FLOP ratio outside the budget"),
+    groups = (("rejected", "x", "#7f8c8d", "rejected: over the budget at every size, or over --max-params"),
               ("pruned", "v", "#b9770e", "pruned"),
               ("failed", "s", "#922b21", "diverged / out of memory / failed"),
               ("unsettled", "o", "0.6", "not finished"))

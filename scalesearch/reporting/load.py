@@ -14,6 +14,7 @@ from pathlib import Path
 from ..engine.results import CandidateRecord, best_payload, candidate_records, race_results
 from ..engine.rundir import load_best_json, open_run_study, run_storage_url
 from ..engine.storage import redact_url
+from ..metrics import FLOPS, CostMetric, metric_from_dict
 from ..racing import ranking
 
 #: States a candidate is in while its study still has work to do.
@@ -45,6 +46,12 @@ class RunReport:
     ranking: list[RankedCandidate]
     comparisons: list[dict] = field(default_factory=list)  # compare*.json written by `scalesearch compare`
     notes: list[str] = field(default_factory=list)
+    metric: CostMetric = FLOPS  # what the run's budget held on
+
+    @property
+    def under_budget(self) -> list[CandidateRecord]:
+        """Trained candidates no resolution landed within the tolerance: trained at the closest size below it."""
+        return [r for r in self.records if r.state == "complete" and r.under_budget]
 
     @property
     def not_trained(self) -> list[CandidateRecord]:
@@ -110,13 +117,14 @@ def load_run(run_dir: str | Path, *, storage: str | None = None) -> RunReport:
     budget = float(best["budget"])
     tolerance = float(config.get("tolerance", best.get("tolerance", 0.1)))
     significance = float(config.get("alpha", best.get("verdict", {}).get("alpha", 0.05)))  # --alpha-level
-    records = candidate_records(study.get_trials(deepcopy=False), budget)
+    metric = metric_from_dict(best.get("cost"))
+    records = candidate_records(study.get_trials(deepcopy=False), budget, law=metric.law)
     notes: list[str] = []
     # best.json's flag is the run's own judgement of completeness (it knows what was wanted); a trial
     # still running or waiting in the storage now overrides it (the run was resumed since).
     complete = bool(best.get("complete")) and not any(r.state in UNSETTLED for r in records)
     winner = best_payload(records, budget=budget, tolerance=tolerance, significance=significance, complete=complete,
-                          extra={"study": best["study"]})
+                          extra={"study": best["study"]}, metric=metric)
     if winner is not None and winner["trial"] != best["trial"]:
         notes.append(f"best.json names trial {best['trial']}, but the study now ranks trial {winner['trial']} first "
                      "(it changed after best.json was written); this report follows the study")
@@ -126,4 +134,4 @@ def load_run(run_dir: str | Path, *, storage: str | None = None) -> RunReport:
         run_dir=run_dir, study=best["study"], storage=redact_url(run_storage_url(run_dir, best, storage)),
         config=config, provenance=best["provenance"], budget=budget, tolerance=tolerance, significance=significance,
         complete=complete, records=records, winner=winner, ranking=rank_candidates(records),
-        comparisons=load_comparisons(run_dir, best["study"], notes), notes=notes)
+        comparisons=load_comparisons(run_dir, best["study"], notes), notes=notes, metric=metric)

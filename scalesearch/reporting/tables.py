@@ -24,10 +24,10 @@ FORMATS = ("md", "latex", "csv", "json", "html")
 #: report.csv: a rank, then exactly trials.csv's columns, then the network a candidate shares.
 CSV_COLUMNS = ("rank", *TRIAL_COLUMNS, "same_network_as")
 
-RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "res (px)", "FLOP ratio",
+RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "res (px)", "cost ratio",
                    "params", "val accuracy", "seeds", "note")
-NOT_TRAINED_HEADERS = ("trial", "state", "α", "β", "γ", "res (px)", "FLOP ratio", "reason")
-COMPARE_HEADERS = ("arm", "depth", "width", "res (px)", "FLOP ratio", "val accuracy", "seeds", "verdict")
+NOT_TRAINED_HEADERS = ("trial", "state", "α", "β", "γ", "res (px)", "cost ratio", "reason")
+COMPARE_HEADERS = ("arm", "depth", "width", "res (px)", "cost ratio", "val accuracy", "seeds", "verdict")
 # Columns of words (left-aligned); the rest are numbers (right-aligned).
 RANKING_TEXT, NOT_TRAINED_TEXT, COMPARE_TEXT = {13}, {1, 7}, {0, 7}
 
@@ -55,15 +55,17 @@ def ranking_rows(report: RunReport) -> list[list[str]]:
         note = "winner" if item.rank == 1 and item.same_network_as is None else ""
         if item.same_network_as is not None:
             note = f"same network as trial {item.same_network_as}"
+        if r.under_budget:
+            note = "; ".join(n for n in (note, r.budget_fit) if n)
         rows.append([str(item.rank), str(r.trial), _num(r.alpha), _num(r.beta), _num(r.gamma), _num(r.alpha_eff),
-                     _num(r.beta_eff), _num(r.gamma_eff), _int(r.resolution), _num(r.flops_ratio), _int(r.params),
+                     _num(r.beta_eff), _num(r.gamma_eff), _int(r.resolution), _num(r.cost_ratio), _int(r.params),
                      _accuracy(r.accuracy, r.accuracy_std), str(r.seeds), note])
     return rows
 
 
 # The ranking is wide; on a paper's page it drops the note column (twins get a * on their rank) and
 # states accuracy in percent, which is what papers print.
-LATEX_RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "px", "FLOPs ×", "params",
+LATEX_RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "px", "cost ×", "params",
                          "val acc. (%)", "seeds")
 
 
@@ -72,6 +74,7 @@ def latex_ranking_rows(report: RunReport) -> list[list[str]]:
     for item, row in zip(report.ranking, ranking_rows(report)):
         r = item.record
         rank = f"{item.rank}*" if item.same_network_as is not None else str(item.rank)
+        rank += "†" if r.under_budget else ""  # the caption says: trained under budget
         acc = "–" if r.accuracy is None else f"{100 * r.accuracy:.2f}" + (
             f" ± {100 * r.accuracy_std:.2f}" if r.accuracy_std is not None else "")
         rows.append([rank, *row[1:11], acc, row[12]])
@@ -80,7 +83,7 @@ def latex_ranking_rows(report: RunReport) -> list[list[str]]:
 
 def not_trained_rows(report: RunReport) -> list[list[str]]:
     return [[str(r.trial), r.state, _num(r.alpha), _num(r.beta), _num(r.gamma), _int(r.resolution),
-             _num(r.flops_ratio), r.reason or r.state] for r in report.not_trained]
+             _num(r.cost_ratio), r.reason or r.state] for r in report.not_trained]
 
 
 def compare_rows(payload: dict) -> list[list[str]]:
@@ -88,12 +91,12 @@ def compare_rows(payload: dict) -> list[list[str]]:
     rows = []
     for a in arms:
         rows.append([a["name"], _num(a.get("depth_mult")), _num(a.get("width_mult")), _int(a.get("resolution")),
-                     _num(a.get("flops_ratio")), _accuracy(a.get("accuracy"), a.get("accuracy_std")),
+                     _num(a.get("cost_ratio", a.get("flops_ratio"))), _accuracy(a.get("accuracy"), a.get("accuracy_std")),
                      str(a.get("seeds", "")), a.get("verdict", {}).get("text", "")])
     base = payload.get("baseline")
     if base:
         rows.append([f"{base['name']} (unscaled)", _num(base.get("depth_mult")), _num(base.get("width_mult")),
-                     _int(base.get("resolution")), _num(base.get("flops_ratio")),
+                     _int(base.get("resolution")), _num(base.get("cost_ratio", base.get("flops_ratio"))),
                      _accuracy(base.get("accuracy"), base.get("accuracy_std")), str(base.get("seeds", "")),
                      "reference: the φ = 0 proxy"])
     return rows
@@ -109,13 +112,20 @@ def winner_lines(report: RunReport) -> list[str]:
     if w is None:
         return ["No candidate completed: there is no winner."]
     seeds = ", ".join(f"seed {s}: {a:.4f}" for s, a in w["seed_accuracies"].items())
+    metric = report.metric
+    ratio = w.get("measured_cost_ratio") or w["measured_flops_ratio"]
+    latency = f", {w['latency_ms']:.3f} ms" if w.get("latency_ms") is not None else ""
+    under = (f" It is {w['budget_fit']}: no resolution landed it within the tolerance, and it beat every "
+             "candidate at the budget." if str(w.get("budget_fit", "")).startswith("under") else "")
     lines = [
         f"Winner: trial {w['trial']}, α = {w['alpha']:.4f}, β = {w['beta']:.4f}, γ = {w['gamma']:.4f} "
-        f"(α·β²·γ² = {w['flops_factor']:.3f}); effective α = {_num(w['alpha_eff'], '.4f')}, "
-        f"β = {_num(w['beta_eff'], '.4f')}, γ = {_num(w['gamma_eff'], '.4f')}.",
+        f"({metric.law.text} = {metric.law.factor(w['alpha'], w['beta'], w['gamma']):.3f}); effective "
+        f"α = {_num(w['alpha_eff'], '.4f')}, β = {_num(w['beta_eff'], '.4f')}, γ = {_num(w['gamma_eff'], '.4f')}.",
         f"Built as depth ×{_num(w['depth_mult'], '.3f')}, width ×{_num(w['width_mult'], '.3f')} at "
-        f"{w['resolution']} px: measured FLOP ratio {_num(w['measured_flops_ratio'])} to the φ = 0 proxy "
-        f"(budget {report.budget:g}x ± {report.tolerance:.0%}).",
+        f"{w['resolution']} px: measured {metric.name} ratio {_num(ratio)} to the φ = 0 proxy "
+        f"(budget {report.budget:g}x ± {report.tolerance:.0%} in {metric.label}); FLOP ratio "
+        f"{_num(w['measured_flops_ratio'])}; {_int(w.get('flops'))} multiply-adds, {_int(w.get('params'))} "
+        f"parameters, {_int(w.get('activations'))} activations{latency}.{under}",
         f"Validation accuracy {_accuracy(w['accuracy'], w['accuracy_std'])} (mean ± std) over {w['seeds']} "
         f"seed(s) ({seeds})" + (f"; test accuracy {w['test_accuracy']:.4f}" if w["test_accuracy"] is not None
                                 else "") + ".",
@@ -145,7 +155,8 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
                           f"{proxy.get('depth_mult', '?')}, {proxy.get('resolution', '?')} px; "
                           f"{train.get('epochs', '?')} epoch(s), batch {train.get('batch_size', '?')}, "
                           f"{train.get('optimizer', '?')} lr {train.get('lr', '?')}"),
-        ("search", f"{cfg.get('mode', '?')}, budget {report.budget:g}x ± {report.tolerance:.0%} measured FLOPs, "
+        ("search", f"{cfg.get('mode', '?')}, budget {report.budget:g}x ± {report.tolerance:.0%} in measured "
+                   f"{report.metric.label} (nominal γ from {report.metric.law.text}), "
                    f"seeds {cfg.get('seeds', '?')}, verdict at alpha = {report.significance:g}, family "
                    f"{cfg.get('family', '?')}, seed {cfg.get('seed', '?')}"),
         ("device", str(p.get("device", "?"))),
@@ -162,10 +173,13 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
 def caption(report: RunReport) -> str:
     """What every table's caption states: FLOP convention, data, budget, seeds."""
     data = report.provenance.get("data", {})
+    cost = ("measured FLOPs, which are multiply-adds (one fused multiply-add = 1 FLOP, fvcore, batch 1)"
+            if report.metric.is_flops else f"measured {report.metric.label}")
+    under = (f"; {len(report.under_budget)} candidate(s) marked under budget († in LaTeX) were trained below it, "
+             "where no resolution landed inside") if report.under_budget else ""
     return (f"data set {report.data_name} (fingerprint {data.get('fingerprint', '?')}); budget "
-            f"{report.budget:g}x ± {report.tolerance:.0%} in measured FLOPs, which are multiply-adds "
-            f"(one fused multiply-add = 1 FLOP, fvcore, batch 1) relative to the φ = 0 proxy; seeds "
-            f"{report.seeds_label}; accuracy is validation mean ± std over seeds")
+            f"{report.budget:g}x ± {report.tolerance:.0%} in {cost} relative to the φ = 0 proxy; cost ratio in "
+            f"that metric; seeds {report.seeds_label}; accuracy is validation mean ± std over seeds{under}")
 
 
 # ------------------------------------------------------------------ JSON and CSV: full precision
@@ -177,7 +191,7 @@ def _ranked_dict(item) -> dict:
 def to_json(report: RunReport, figures: Sequence[Path] = ()) -> str:
     payload = {
         "study": report.study, "storage": report.storage, "run_dir": str(report.run_dir),
-        "complete": report.complete, "flop_convention": FLOP_CONVENTION,
+        "complete": report.complete, "flop_convention": FLOP_CONVENTION, "cost": report.metric.to_dict(),
         "budget": report.budget, "tolerance": report.tolerance, "alpha_level": report.significance,
         "seeds_policy": report.config.get("seeds"),
         "winner": report.winner,
@@ -233,7 +247,7 @@ def to_markdown(report: RunReport, figures: Sequence[Path] = ()) -> str:
     out += ["## Winner", "", *[md_escape(line) + "  " for line in winner_lines(report)], ""]
     out += ["## Ranking", "",
             "Trained candidates, best first (rank 1 is the winner); nominal and effective coefficients, the "
-            "measured FLOP ratio to the φ = 0 proxy, parameters, validation accuracy mean ± std over seeds.", ""]
+            "measured cost ratio (in the budget's metric) to the φ = 0 proxy, parameters, validation accuracy mean ± std over seeds.", ""]
     out += _md_table(RANKING_HEADERS, ranking_rows(report), RANKING_TEXT)
     out += ["", "## Not trained: rejected, pruned, failed", ""]
     rows = not_trained_rows(report)
@@ -305,7 +319,7 @@ def to_latex(report: RunReport, figures: Sequence[Path] = ()) -> str:
     out += [latex_escape(" ".join(winner_lines(report))), ""]
     out += _latex_table(LATEX_RANKING_HEADERS, latex_ranking_rows(report), "r" * len(LATEX_RANKING_HEADERS),
                         f"Trained candidates of study {report.study}, best first (rank 1 is the winner): nominal "
-                        f"and effective coefficients, measured FLOP ratio to the φ = 0 proxy, parameters, and "
+                        f"and effective coefficients, measured cost ratio (in the budget's metric) to the φ = 0 proxy, parameters, and "
                         f"validation accuracy in percent. A rank marked * is a grid point that rounding built into "
                         f"the same network as the row above it (trained once, same results). {_sentence(cap)}",
                         "tab:scalesearch-ranking", colsep="2pt")
