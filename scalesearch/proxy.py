@@ -7,6 +7,8 @@ bases let the 2x grid land inside the ±10% tolerance.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, replace
 
 from .scaling import Coefficients, ScaledDims
@@ -40,6 +42,16 @@ class ProxyPreset:
         return {"image_size": self.image_size, "synthetic_sizes": self.synthetic_sizes,
                 "synthetic_image_size": self.synthetic_image_size,
                 "synthetic_base_resolution": self.synthetic_base_resolution}
+
+    def for_budget(self, budget: float) -> "ProxyPreset":
+        """The φ = 0 network a search at `budget` scales from: the preset itself for a budget above 1; below 1,
+        the preset at resolution / √budget (at most the stored image size), so that the candidates land near the
+        size the preset was chosen for. Scaled down from the preset itself, a 0.5x CPU candidate needs about
+        30 px, where one pixel crosses a stride-2 step (32 -> 33 px changes every feature map at once) and no
+        grid point lands within ±10% (benchmarks/RESULTS.md, issue 24)."""
+        if budget >= 1:
+            return self
+        return replace(self, resolution=min(self.image_size, int(round(self.resolution / math.sqrt(budget)))))
 
     def with_overrides(self, **train_overrides) -> "ProxyPreset":
         overrides = {k: v for k, v in train_overrides.items() if v is not None}

@@ -123,7 +123,8 @@ class Experiment:
         from ..train import resolve_device
 
         device = resolve_device(config.device)
-        proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs)
+        proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \
+            .for_budget(config.budget)
         data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(), **config.data_options())
         from .strategies import STRATEGIES
 
