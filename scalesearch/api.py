@@ -67,19 +67,27 @@ def _with_workers(function: str, kwargs: dict, run: Callable, *, device: str | N
 _RUN_CALLBACKS = ("on_trial", "on_progress", "log_line")
 
 
+def _latency_jobs(cost: str | None, jobs: int | str) -> int | str:
+    """`--jobs auto` under a latency budget is one worker: a network timed while another trains beside it is
+    timed against the contention. An explicit `--jobs N` is the user's to choose."""
+    return 1 if cost == "latency" and jobs == "auto" else jobs
+
+
 def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, seeds: int | str = "auto",
          data: str = "synthetic", epochs: int | None = None, device: str = "auto", out: str | Path | None = None,
          storage: str | None = None, study: str | None = None, seed: int = 0, family: str = "efficientnet",
          significance: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
          devices: list[int] | None = None, jobs_per_device: int = 1, max_params: int | None = None,
-         cost: str = "flops", latency_device: str = "cpu", latency_batch: int = 1, **callbacks) -> RunResult:
+         cost: str = "flops", latency_device: str = "cpu", latency_batch: int | None = None,
+         **callbacks) -> RunResult:
     """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained.
 
     `cost` is the metric the budget holds on (flops, activations or latency, timed on `latency_device` at
-    `latency_batch`).
+    `latency_batch`, by default the proxy's training batch).
 
     `jobs` (or `devices` with `jobs_per_device`) runs that many worker processes of the study on this machine,
     started once the study is open; Ctrl-C or SIGTERM stops them all and the files are written."""
+    jobs = _latency_jobs(cost, jobs)
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     cfg = SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=str(data),
                        epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
@@ -97,9 +105,10 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
            seed: int = 0, family: str = "efficientnet", significance: float = 0.05, skip_bad_images: bool = False,
            threads: int | None = None, jobs: int | str = 1, devices: list[int] | None = None,
            jobs_per_device: int = 1, max_params: int | None = None, cost: str = "flops",
-           latency_device: str = "cpu", latency_batch: int = 1, **callbacks) -> RunResult:
+           latency_device: str = "cpu", latency_batch: int | None = None, **callbacks) -> RunResult:
     """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget, or the law of `cost` (`jobs` and
     `cost` as for `grid`)."""
+    jobs = _latency_jobs(cost, jobs)
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     cfg = SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
                        tolerance=tolerance, seeds=seeds, data=str(data), epochs=epochs, device=device,
@@ -160,7 +169,8 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
         cfg = SearchConfig(mode="compare", budget=float(best["budget"]), tolerance=float(run_cfg["tolerance"]),
                            cost=cost or run_metric.name,
                            latency_device=latency_device or run_metric.latency_device,
-                           latency_batch=latency_batch or run_metric.latency_batch,
+                           latency_batch=latency_batch if latency_batch is not None else (
+                               run_metric.latency_batch if run_metric.name == "latency" else None),
                            seeds=len(setup.seeds), data=str(run_cfg["data"]), epochs=run_cfg.get("epochs"),
                            device=device or run_cfg.get("device", "auto"),
                            out=Path(out) if out is not None else Path(from_run), storage=run_cfg.get("storage"),
@@ -180,7 +190,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                              source="the EfficientNet paper's (1.2, 1.1, 1.15), moved onto the budget")
         cfg = SearchConfig(mode="compare", budget=budget, tolerance=0.1 if tolerance is None else tolerance,
                            cost=cost or "flops", latency_device=latency_device or "cpu",
-                           latency_batch=latency_batch or 1,
+                           latency_batch=latency_batch,
                            seeds=len(setup.seeds), data=data or "synthetic", epochs=epochs, device=device or "auto",
                            out=Path(out) if out is not None else Path("runs") / f"compare-{budget:g}x{by_cost}",
                            storage=storage, study=f"scalesearch-compare-{budget:g}x{by_cost}{suffix}",
@@ -214,6 +224,16 @@ class ExpandedFamily(list):
     def __init__(self, members, *, title: str, meta: dict, notes: list[str]):
         super().__init__(members)
         self.title, self.meta, self.notes = title, meta, notes  # notes: what the user should be told
+        self.exported: list[Path] = []  # member configs written by `export=`
+
+
+def _exported(family: ExpandedFamily, export: str | Path | None) -> ExpandedFamily:
+    if export is not None:
+        from .export import export_family
+
+        family.exported = export_family(family, export, family=family.meta["family"], meta=family.meta,
+                                        num_classes=family.meta.get("num_classes"))
+    return family
 
 
 def expand(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
@@ -222,13 +242,16 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
            resolution_multiple: int = 8, match_budget: bool = False,
            on_member: Callable[[str], None] | None = None,
            on_note: Callable[[str], None] | None = None, max_params: int | None = None,
-           cost: str | None = None, latency_device: str = "cpu", latency_batch: int = 1) -> ExpandedFamily:
+           cost: str | None = None, latency_device: str = "cpu", latency_batch: int | None = None,
+           export: str | Path | None = None) -> ExpandedFamily:
     """`scalesearch expand`: coefficients (given, from a run, or the paper's) or a preset -> measured members.
 
     `cost` (default: the run's metric with `from_run`, else flops) is the metric of each member's target
     (the law's factor)^φ and of `match_budget`; every member carries multiply-adds, parameters and activations,
     and its latency where the metric is latency. Coefficients of a step down (all <= 1, from a budget below 1)
-    are read as φ = -1, so negative φ always means smaller than the base.
+    are read as φ = -1, so negative φ always means smaller than the base. `export` (a directory) also writes one
+    JSON config per member there (`build_model(config=...)` builds it); it is probed before any work, and the
+    written paths are the result's `.exported`.
 
     `on_note(line)` hears, as it is found, what the command line prints beside the table: where the
     coefficients and the family came from, an unfinished run, members that miss their FLOP target or were left
@@ -243,6 +266,11 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     from .config import check_max_params
 
     check_max_params(max_params)  # before any member is measured
+    if export is not None:
+        from .export import probe_export_dir
+
+        probe_export_dir(export)
+    latency_batch = 1 if latency_batch is None else latency_batch  # a family table times its members one image at a time unless told
     CostMetric(name=cost or "flops", latency_device=latency_device, latency_batch=latency_batch).validated()
     notes: list[str] = []
 
@@ -259,14 +287,28 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
         metric = CostMetric(name=cost or "flops", latency_device=latency_device, latency_batch=latency_batch)
         members = _within_cap(expand_preset(preset, phis, num_classes=num_classes, on_member=on_member,
                                             metric=metric), max_params, note)
-        return ExpandedFamily(members, title=preset_title(preset), notes=notes,
-                              meta={"source": f"preset {preset}", "family": preset, "num_classes": num_classes})
+        return _exported(ExpandedFamily(members, title=preset_title(preset), notes=notes,
+                                        meta={"source": f"preset {preset}", "family": preset,
+                                              "num_classes": num_classes}), export)
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
-    if family is None and source.family is not None:  # default: the family the run searched
-        family = source.family
-        resolve_family(family)
+    family_from_run = family is None and source.family is not None  # default: the family the run searched
+    family = source.family if family_from_run else (family or "efficientnet")
+    # Everything that can refuse the command is checked before anything is said or measured.
+    spec = resolve_family(family)
+    metric = CostMetric(name=cost or metric_from_dict(source.cost).name, latency_device=latency_device,
+                        latency_batch=latency_batch).validated()
+    probe_family(spec, multipliers=[(1.0, 1.0)], resolution=base_resolution or spec.base_resolution,
+                 num_classes=num_classes)
+    if max_params is not None:
+        from .cost import measure_cost
+
+        base_params = measure_cost(family, width_mult=1.0, depth_mult=1.0, resolution=base_resolution or
+                                   spec.base_resolution, num_classes=num_classes).params
+        if base_params > max_params:
+            raise UserError(f"--max-params {max_params:,} is below the φ = 0 network's own {base_params:,} parameters "
+                            f"({family}, {num_classes} classes): every member would be left out; raise the cap")
+    if family_from_run:
         note(f"Family from {source.best_json}: {family}")
-    family = family or "efficientnet"
     if source.best_json is not None:
         try:
             complete = json.loads(Path(source.best_json).read_text(encoding="utf-8")).get("complete", True)
@@ -275,8 +317,6 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
         if complete is False:
             note(f"Note: {source.best_json} comes from a study that is not complete (interrupted, or still running); "
                  "its winner may change when the run is resumed.")
-    metric = CostMetric(name=cost or metric_from_dict(source.cost).name, latency_device=latency_device,
-                        latency_batch=latency_batch).validated()
     c = source.coefficients
     note(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
          f"({metric.law.text} = {c.factor(metric.law):.4g})")
@@ -286,9 +326,6 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
              f"β={c.beta:.4g} γ={c.gamma:.4g}, so φ = -1 is the searched network's shape and φ = -3 three steps down")
     if not metric.is_flops:
         note(f"Targets and --match-budget in {metric.label}: (the step's {metric.law.text})^φ")
-    spec = resolve_family(family)
-    probe_family(spec, multipliers=[(1.0, 1.0)], resolution=base_resolution or spec.base_resolution,
-                 num_classes=num_classes)
     members = expand_family(c, phis, family=family, base_resolution=base_resolution, num_classes=num_classes,
                             resolution_multiple=resolution_multiple, match_budget=match_budget, on_member=on_member,
                             metric=metric, on_note=note)
@@ -302,8 +339,8 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
              + ("" if metric.is_flops else f", targets in {metric.name}"))
     meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
             "flops_factor": c.flops_factor, "match_budget": match_budget, "cost": metric.to_dict(),
-            "num_classes": num_classes}
-    return ExpandedFamily(members, title=title, meta=meta, notes=notes)
+            "num_classes": num_classes, "notes": notes}
+    return _exported(ExpandedFamily(members, title=title, meta=meta, notes=notes), export)
 
 
 def build_model(*, from_run: str | Path | None = None, config: str | Path | dict | None = None, member=None,
@@ -394,14 +431,31 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)  # worth telling the user (on stderr, in the CLI)
 
 
+def _measure_latencies(report, metric: CostMetric) -> None:
+    """Each trained network's latency, for a report that draws a run of another metric against latency."""
+    family = str(report.config.get("family", "efficientnet"))
+    num_classes = int(report.provenance.get("data", {}).get("num_classes", 0)) or None
+    if num_classes is None:
+        raise UserError("this run's best.json does not record its class count: cannot rebuild its networks to "
+                        "time them; report it with --cost flops or activations")
+    for r in report.records:
+        if r.state == "complete" and r.resolution is not None:
+            r.latency_ms = metric.latency(family, depth_mult=r.depth_mult, width_mult=r.width_mult,
+                                          resolution=r.resolution, num_classes=num_classes).median_ms
+
+
 def report_run(*, from_run: str | Path, format: str | None = None, out: str | Path | None = None,
-               storage: str | None = None, figures: bool = True) -> ReportResult:
+               storage: str | None = None, figures: bool = True, cost: str | None = None,
+               latency_device: str = "cpu", latency_batch: int | None = None) -> ReportResult:
     """`scalesearch report`: a run read back from its study storage as md, latex, csv, json or html.
 
     `format` defaults to the suffix of `out` (.md, .tex, .csv, .json, .html), else md. With `out`, the
     report is written there atomically and the figures (PNG and PDF) beside it; without, the text is
     returned and the figures go into the run directory. `storage` opens a study whose URL best.json
-    could not record (a password).
+    could not record (a password). `cost` (default: the run's metric) is the cost axis of the accuracy-vs-cost
+    figure: a FLOP run's candidates seen in activations, or in latency, which is then measured for each
+    trained network on `latency_device` at `latency_batch` (cached); the budget band is drawn only in the
+    run's own metric.
     """
     from .fileio import atomic_write_text, probe_writable_dir, probe_writable_file
     from .reporting.figures import write_report_figures
@@ -418,7 +472,13 @@ def report_run(*, from_run: str | Path, format: str | None = None, out: str | Pa
             probe_writable_file(out)  # before reading the study: a typo in --out costs nothing
         except OSError as exc:
             raise UserError(f"--out: {exc}") from None
+    axis = None if cost is None else CostMetric(name=cost, latency_device=latency_device,
+                                                latency_batch=1 if latency_batch is None else latency_batch).validated()
     report = load_run(from_run, storage=storage)
+    if axis is not None:
+        report.axis = axis
+        if axis.name == "latency" and report.metric.name != "latency":
+            _measure_latencies(report, axis)
     notes = list(report.notes)
     drawn: list[Path] = []
     if figures and report.ranking:

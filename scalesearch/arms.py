@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .budget import MatchedCandidate, Reference, match_multiplier, match_resolution
+from .budget import MatchedCandidate, Reference, match_multiplier, match_resolution, resolution_cap
 from .scaling import Coefficients
 
 ARM_NAMES = ("compound", "depth only", "width only", "resolution only")
@@ -45,8 +45,11 @@ def build_arms(ref: Reference, proxy, compound: Coefficients, *, phi: float, bud
         return ref.value_at(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution)
 
     scaled = proxy.scaled(Coefficients(compound.alpha**phi, compound.beta**phi, compound.gamma**phi))
+    # Matched as the grid matched it (a network no size lands inside is kept under the budget), so at φ = 1 the
+    # compound arm is the run's winner, network for network, whatever its budget fit.
     compound_net = ref.match(depth_mult=scaled.depth_mult, width_mult=scaled.width_mult, target_ratio=target,
-                             start_resolution=scaled.resolution)
+                             start_resolution=scaled.resolution, tolerance=tolerance,
+                             highest=resolution_cap(ref.metric, ref.resolution))
 
     depth = match_multiplier(lambda m: value(depth_mult=m, width_mult=proxy.width_mult,
                                              resolution=proxy.resolution),
@@ -88,6 +91,9 @@ def build_arms(ref: Reference, proxy, compound: Coefficients, *, phi: float, bud
         single(proxy.depth_mult, width),
         resolution_only(),
     ]
+    if compound_net.under_budget:
+        nets[0] = (compound_net, f"under budget: no size lands within the tolerance; {compound_net.resolution}px is "
+                                 f"the closest below it ({compound_net.cost_ratio:.3f}x in {name})")
     return [Arm(name, net, target, lo <= net.cost_ratio <= hi, note)
             for name, (net, note) in zip(ARM_NAMES, nets)]
 

@@ -134,9 +134,10 @@ class Reference:
                                   under_budget=under_budget)
 
     def match(self, *, depth_mult: float, width_mult: float, target_ratio: float, start_resolution: int,
-              tolerance: float | None = None, multiple: int = 1) -> MatchedCandidate:
+              tolerance: float | None = None, multiple: int = 1, highest: int | None = None) -> MatchedCandidate:
         return build_matched(self, depth_mult=depth_mult, width_mult=width_mult, target_ratio=target_ratio,
-                             start_resolution=start_resolution, tolerance=tolerance, multiple=multiple)
+                             start_resolution=start_resolution, tolerance=tolerance, multiple=multiple,
+                             highest=highest)
 
 
 def effective_depth_width(family: str, *, depth_mult: float, width_mult: float, base_depth: float,
@@ -181,6 +182,16 @@ def _mean_log(widths) -> float:
     return sum(math.log(w) for w in widths) / len(widths)
 
 
+#: Latency barely moves with input size where a small network's time is per-layer overhead: matching on it
+#: stops at this multiple of the proxy's resolution instead of chasing the budget to huge images.
+LATENCY_RESOLUTION_CAP = 4
+
+
+def resolution_cap(metric: CostMetric, base_resolution: int) -> int | None:
+    """The largest resolution budget matching may pick in `metric` (None: no cap but match_resolution's own)."""
+    return LATENCY_RESOLUTION_CAP * base_resolution if metric.name == "latency" else None
+
+
 def build_matched(ref: Reference, *, depth_mult: float, width_mult: float, target_ratio: float,
                   start_resolution: int, tolerance: float | None = None, multiple: int = 1,
                   highest: int | None = None) -> MatchedCandidate:
@@ -199,12 +210,16 @@ def build_matched(ref: Reference, *, depth_mult: float, width_mult: float, targe
     if highest is not None and resolution > highest:  # out of reach below `highest`: kept at the largest allowed
         resolution = highest - highest % multiple
     under = False
-    if tolerance is not None and not (1 - tolerance) * target <= value_at(resolution) <= (1 + tolerance) * target:
-        below = resolution
-        while below > multiple and value_at(below) > target:
-            below -= multiple
-        if value_at(below) <= target:
-            resolution, under = below, True
+    if tolerance is not None:
+        lo, hi = (1 - tolerance) * target, (1 + tolerance) * target
+        if value_at(resolution) > hi:  # the closest size is over the band: the largest one not over the target
+            below = resolution
+            while below > multiple and value_at(below) > target:
+                below -= multiple
+            if value_at(below) <= target:
+                resolution = below
+        # Under budget only if even that size is below the band (it may be inside: log-closest is not band-closest).
+        under = value_at(resolution) < lo
     return describe_candidate(ref, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
                               under_budget=under)
 

@@ -33,6 +33,8 @@ def resolve_candidate(*, alpha: float | None = None, beta: float | None = None, 
     coeffs = coefficients_from_options(alpha, beta, gamma)
     dev = resolve_device(device)
     proxy = proxy_for(dev.type, family=family).with_overrides(epochs=epochs)
+    if coeffs is not None and coeffs.scales_down:  # the proxy a FLOP grid at that budget scaled down from
+        proxy = proxy.for_budget(coeffs.flops_factor)
     if coeffs is not None:
         dims = proxy.scaled(coeffs)
         depth, width, res = dims.depth_mult, dims.width_mult, dims.resolution

@@ -48,7 +48,9 @@ def _count_text(text: str) -> int:
 COST = typer.Option("flops", "--cost", help="What the budget holds on: flops (multiply-adds), activations (output "
                                             "elements of conv/linear layers) or latency (measured forward time).")
 LATENCY_DEVICE = typer.Option("cpu", "--latency-device", help="Where --cost latency times the networks: cpu or cuda.")
-LATENCY_BATCH = typer.Option(1, "--latency-batch", help="Batch size --cost latency times a forward pass at.")
+LATENCY_BATCH = typer.Option(None, "--latency-batch", help="Batch size --cost latency times a forward pass at "
+                             "(default: grid and search, the proxy's training batch, 64 on the CPU and 512 on a GPU, "
+                             "where the time follows the work; expand and report, 1).")
 MAX_PARAMS = typer.Option(None, "--max-params", parser=_count_text,
                           help="Reject candidates (or leave out members) with more parameters: 5000000, 5M, 200k.")
 
@@ -146,7 +148,7 @@ def expand(
     max_params: Optional[int] = MAX_PARAMS,
     cost: Optional[str] = typer.Option(None, "--cost", help="The metric of the target and of --match-budget: flops, "
                                        "activations or latency (default: the run's with --from, else flops)."),
-    latency_device: str = LATENCY_DEVICE, latency_batch: int = LATENCY_BATCH,
+    latency_device: str = LATENCY_DEVICE, latency_batch: Optional[int] = LATENCY_BATCH,
     export: Optional[Path] = typer.Option(None, "--export", metavar="DIR", help="Also write one JSON config per "
                                           "member into DIR (family, multipliers, resolution, dropout, costs), "
                                           "which scalesearch.build_model(config=FILE) builds."),
@@ -155,10 +157,6 @@ def expand(
     phis: list[int] | None = phi  # parsed by the option's callback; None: the default for the source
     fmt = _output_format(fmt, out)
     plot_files = _plot_files(plot)
-    if export is not None:
-        from .export import probe_export_dir
-
-        probe_export_dir(export)  # before any member is measured: a typo costs nothing
     console = _console()
     from . import api
     from .report import render, rich_table
@@ -168,17 +166,14 @@ def expand(
         alpha=alpha, beta=beta, gamma=gamma, from_run=from_, preset=preset, phis=phis, family=family,
         base_resolution=base_resolution, num_classes=num_classes, resolution_multiple=resolution_multiple,
         match_budget=match_budget, on_member=tick, max_params=max_params, cost=cost,
-        latency_device=latency_device, latency_batch=latency_batch,
+        latency_device=latency_device, latency_batch=latency_batch, export=export,
         on_note=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
     title, meta = rows.title, rows.meta
     if plot_files:
         api.plot_family(rows, plot_files, title=title)
         console.print(f"Wrote the family curve to {' and '.join(str(p) for p in plot_files)}.")
     if export is not None:
-        from .export import export_family
-
-        written = export_family(rows, export, family=meta["family"], meta=meta, num_classes=num_classes)
-        console.print(f"Wrote {len(written)} member configs to {export}", markup=False, highlight=False)
+        console.print(f"Wrote {len(rows.exported)} member configs to {export}", markup=False, highlight=False)
 
     if fmt == "table" and out is None:
         from rich.console import Console
@@ -371,7 +366,8 @@ def _run_search(mode: str, **options) -> None:
         stop_bar()
         from .config import SearchConfig
 
-        out = SearchConfig(mode=mode, budget=options["budget"], out=options["out"]).out_dir
+        out = SearchConfig(mode=mode, budget=options["budget"], out=options["out"],
+                           cost=options.get("cost", "flops")).out_dir
         console.print(f"Interrupted. Finished trials are saved in {out}/; run the same command to resume.")
         _reported_interrupt()
         raise typer.Exit(130)
@@ -396,7 +392,9 @@ def _run_search(mode: str, **options) -> None:
                       "landed them within the tolerance, so they were trained at the closest size below it "
                       "(budget_fit in trials.csv)")
     console.print(f"Verdict: {best['verdict']['text']}")
-    console.print(f"Wrote {out_dir}/trials.csv and {out_dir}/best.json. Next: scalesearch expand --phi 1..7")
+    phis = "-3..0" if options["budget"] < 1 else "1..7"  # a step down's family lies below φ = 0
+    console.print(f"Wrote {out_dir}/trials.csv and {out_dir}/best.json. Next: scalesearch expand --phi {phis} "
+                  f"--from {out_dir}")
     if not result.complete:
         console.print("The study is not complete: some candidates are unsettled; run the same command to finish.")
         raise typer.Exit(1)
@@ -497,7 +495,7 @@ def grid(
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
-    latency_batch: int = LATENCY_BATCH,
+    latency_batch: Optional[int] = LATENCY_BATCH,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
     _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
@@ -520,7 +518,7 @@ def search(
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
-    latency_batch: int = LATENCY_BATCH,
+    latency_batch: Optional[int] = LATENCY_BATCH,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
     _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
@@ -619,12 +617,17 @@ def report(
     storage: Optional[str] = typer.Option(None, "--storage", help="The study's URL when best.json could not record "
                                           "it (a database password)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Draw the figures (PNG and PDF)."),
+    cost: Optional[str] = typer.Option(None, "--cost", help="Cost axis of the accuracy-vs-cost figure: flops, "
+                                       "activations or latency (measured now for a run of another metric); "
+                                       "default: the run's metric."),
+    latency_device: str = LATENCY_DEVICE, latency_batch: Optional[int] = LATENCY_BATCH,
 ):
     """The run as tables and figures: winner and verdict, ranking, rejected candidates, provenance."""
     from .api import report_run
 
     console = _console()
-    result = report_run(from_run=from_, format=fmt, out=out, storage=storage, figures=figures)
+    result = report_run(from_run=from_, format=fmt, out=out, storage=storage, figures=figures, cost=cost,
+                        latency_device=latency_device, latency_batch=latency_batch)
     for note in result.notes:
         console.print(f"Note: {note}", markup=False, highlight=False)
     if out is None:

@@ -99,7 +99,8 @@ def summary_lines(payload: dict) -> list[str]:
     for a in payload["arms"]:
         acc = "-" if a["accuracy"] is None else f"{a['accuracy']:.4f}" + (
             f" ± {a['accuracy_std']:.4f}" if a["accuracy_std"] is not None else "")
-        mark = "" if a["within_tolerance"] else " (outside tolerance)"
+        below = _cost_ratio(a) < payload["target_ratio"] * (1 - payload.get("tolerance", 0.1))
+        mark = "" if a["within_tolerance"] else " (under budget)" if below else " (outside tolerance)"
         lines.append(f"{a['name']:<16} {a['depth_mult']:>6.3f} {a['width_mult']:>6.3f} {a['resolution']:>4} "
                      f"{_cost_ratio(a):>9.3f} {acc:>16} {a['seeds']}{mark}")
     base = payload.get("baseline")

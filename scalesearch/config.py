@@ -28,6 +28,19 @@ def training_seed(*, run_seed: int, seed_index: int) -> int:
     return run_seed * 1000 + seed_index
 
 
+def latency_batch_default(latency_device: str, family: str) -> int:
+    """--latency-batch of a search: the training batch of the proxy preset of the device latency is timed on (64
+    on the CPU, 512 on a GPU). At batch 1 a
+    proxy's forward time is per-layer overhead (the CPU proxy at 59 px takes 2% longer than at 42 px for 2x the
+    FLOPs: benchmarks/RESULTS.md), so no resolution could reach a latency budget; at its training batch the
+    time follows the work."""
+    from .proxy import proxy_for
+
+    if latency_device not in ("cpu", "cuda"):
+        return 1  # the unknown device is refused by validated() with its own message
+    return proxy_for(latency_device, family=family).train.batch_size
+
+
 def check_max_params(value) -> None:
     """--max-params, where a search or an expansion takes it: None, or a whole number >= 1 (UserError)."""
     if value is not None and not (isinstance(value, int) and value >= 1):
@@ -58,11 +71,19 @@ class SearchConfig:
     max_params: int | None = None  # candidates with more parameters are rejected (--max-params)
     cost: str = "flops"  # the metric the budget holds on (--cost): flops, activations or latency
     latency_device: str = "cpu"  # where --cost latency times the networks
-    latency_batch: int = 1
+    latency_batch: int | None = None  # None: the proxy's training batch (see latency_batch_default)
     command_line: str = ""
 
     def validated(self) -> "SearchConfig":
-        """Return self if every field is sensible; otherwise raise UserError naming the option."""
+        """Return self (with defaults that depend on the device filled in) if every field is sensible; otherwise
+        raise UserError naming the option."""
+        if self.cost == "latency" and self.latency_batch is None:
+            from dataclasses import replace
+
+            from .families import resolve_family
+
+            resolve_family(self.family)  # a bad --family is refused in its own words, before any preset is read
+            return replace(self, latency_batch=latency_batch_default(self.latency_device, self.family)).validated()
         if self.mode not in ("grid", "search", "compare"):
             raise UserError(f"unknown mode {self.mode!r}")
         try:
@@ -121,7 +142,7 @@ class SearchConfig:
 
     @property
     def metric(self) -> CostMetric:
-        return CostMetric(name=self.cost, latency_device=self.latency_device, latency_batch=self.latency_batch)
+        return CostMetric(name=self.cost, latency_device=self.latency_device, latency_batch=1 if self.latency_batch is None else self.latency_batch)
 
     def seeds_label(self, proxy) -> str:
         """'auto (up to N)' or the fixed count, as recorded with the study."""

@@ -60,12 +60,13 @@ def _display_cells(r: FamilyMember, rows: Sequence[FamilyMember]) -> list[str]:
     ]
 
 
-def to_markdown(rows: Sequence[FamilyMember], title: str) -> str:
+def to_markdown(rows: Sequence[FamilyMember], title: str, notes: Sequence[str] = ()) -> str:
     headers = _display_headers(rows)
     lines = [f"<!-- {title}. flops: {FLOP_CONVENTION}; acts: output elements of conv and linear layers, batch 1. -->",
              "| " + " | ".join(headers) + " |",
              "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
     lines += ["| " + " | ".join(_display_cells(r, rows)) + " |" for r in rows]
+    lines += [""] + [f"Note: {n}" for n in notes] if notes else []  # how members departed from the plain rule
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +111,7 @@ def latex_escape(text: str) -> str:
     return "".join(_latex_char(c) for c in str(text))
 
 
-def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
+def to_latex(rows: Sequence[FamilyMember], title: str, notes: Sequence[str] = ()) -> str:
     """A booktabs table; needs only \\usepackage{booktabs} in the preamble."""
     latency, cost = _shows_latency(rows), _shows_cost_ratio(rows)
     head = ["Model", r"$\phi$", "Depth", "Width", "Resolution", "Params (M)", "MACs (B)", "Acts (M)",
@@ -127,7 +128,7 @@ def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
         ]) + r" \\")
     caption = latex_escape(f"{title}. MACs: multiply-adds at batch 1 (one fused multiply-add = 1 FLOP); Acts: "
                            "output elements of conv and linear layers at batch 1; both measured on the rounded "
-                           "network; ratios are relative to φ = 0.")
+                           "network; ratios are relative to φ = 0." + "".join(f" {n}" for n in notes))
     return "\n".join([
         r"\begin{table}[t]",
         r"\centering",
@@ -147,10 +148,11 @@ def to_latex(rows: Sequence[FamilyMember], title: str) -> str:
 def render(rows: Sequence[FamilyMember], fmt: str, title: str, meta: dict) -> str:
     if fmt == "csv":
         return to_csv(rows)
+    notes = meta.get("notes", ())  # what expand said beside the table (matching, caps): part of the table
     if fmt == "md":
-        return to_markdown(rows, title)
+        return to_markdown(rows, title, notes)
     if fmt == "latex":
-        return to_latex(rows, title)
+        return to_latex(rows, title, notes)
     if fmt == "json":
         return to_json(rows, meta)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -44,10 +44,18 @@ def test_a_cap_below_the_proxy_is_refused_before_any_work(cli, tmp_path, tiny_np
     out = tmp_path / "run"
     code, _, err = cli("grid", "--budget", "2x", "--data", tiny_npz, "--out", out, "--max-params", "100k")
     line = one_line_error(err)
-    assert code == 2 and "below the φ = 0 proxy's own" in line and "200,748" in line
+    assert code == 2 and "below the φ = 0 proxy's own parameters (at least" in line
     assert not (out / "trials.csv").exists()
     code, _, err = cli("expand", "--phi", "1", "--max-params", "0")
     assert code == 2 and "--max-params" in one_line_error(err)
+    # Below the φ = 0 network of a family table: refused in one line, not an empty table.
+    code, _, err = cli("expand", "--phi", "0..3", "--max-params", "1M")
+    assert code == 2 and "below the φ = 0 network's own 5,288,548 parameters" in one_line_error(err)
+    # Refused before the data are read: a garbled data file is never opened.
+    garbled = tmp_path / "garbled.npz"
+    garbled.write_bytes(b"not an npz")
+    code, _, err = cli("grid", "--budget", "2x", "--data", garbled, "--out", out, "--max-params", "150k")
+    assert code == 2 and "--max-params 150,000 is below the φ = 0 proxy's own parameters" in one_line_error(err)
 
 
 def test_expand_leaves_out_members_over_the_cap_and_says_which():

@@ -256,6 +256,35 @@ def test_figures_show_what_the_storage_holds(run_dir, storage_view, tmp_path):
     front = acc.points["pareto"]
     assert [y for _, y in front] == sorted(y for _, y in front)  # a front never drops
     assert max(y for _, y in front) == pytest.approx(max(y for _, y in networks.values()))
+    # The points trained under the budget are ringed, at their own cost.
+    under = {t.user_attrs["network"]: (t.user_attrs["flops"] / 1e6, 100 * statistics.fmean(points[k]["seeds"].values()))
+             for k in trained for t in [points[k]["trials"][0]] if t.user_attrs.get("under_budget")}
+    assert under and sorted(acc.points["under_budget"]) == [pytest.approx(p) for p in sorted(under.values())]
+
+
+def test_report_draws_a_flop_run_against_activations(cli, run_dir, storage_view, tmp_path):
+    """`report --cost activations`: the same candidates at the activations the trials recorded (no budget band:
+    the budget was on FLOPs); an unknown metric is one line, exit 2."""
+    from scalesearch.metrics import CostMetric
+    from scalesearch.reporting.figures import accuracy_vs_flops
+    from scalesearch.reporting.load import load_run
+
+    _, points = storage_view
+    report = load_run(run_dir)
+    report.axis = CostMetric(name="activations")
+    acc = accuracy_vs_flops(report, tmp_path / "acts")
+    expected = {}
+    for k, p in points.items():
+        if p["seeds"]:
+            t = p["trials"][0]
+            expected.setdefault(t.user_attrs["network"], (t.user_attrs["activations"] / 1e6,
+                                                          100 * statistics.fmean(p["seeds"].values())))
+    assert sorted(acc.points["candidates"]) == [pytest.approx(v) for v in sorted(expected.values())]
+    code, _, err = cli("report", "--from", run_dir, "--cost", "activations", "--out", tmp_path / "r.md")
+    assert code == 0, err
+    assert (tmp_path / "r-accuracy-vs-flops.png").is_file()
+    code, _, err = cli("report", "--from", run_dir, "--cost", "joules", "--no-figures")
+    assert code == 2 and "unknown --cost" in one_line_error(err)
 
 
 def test_library_call_matches_the_cli(cli, run_dir, tmp_path):

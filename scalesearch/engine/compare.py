@@ -14,6 +14,7 @@ import optuna
 
 from ..arms import Arm, baseline_arm, build_arms
 from ..fileio import atomic_write_json, atomic_write_text
+from ..metrics import metric_from_dict
 from ..scaling import Coefficients
 from . import queue
 from .objective import Experiment, record_network
@@ -188,7 +189,8 @@ def read_run(run_dir, *, storage: str | None) -> tuple[dict, dict, list]:
     study = open_run_study(run_dir, best, storage)
     config = best["provenance"]["config"]
     return best, {**config, "storage": storage or config.get("storage")}, \
-        candidate_records(study.get_trials(deepcopy=False), float(best["budget"]))
+        candidate_records(study.get_trials(deepcopy=False), float(best["budget"]),
+                          law=metric_from_dict(best.get("cost")).law)
 
 
 def setup_from_run(best: dict, records: list, *, phi: float, seeds: int | None) -> CompareSetup:

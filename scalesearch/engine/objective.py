@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from ..budget import MatchedCandidate, Reference, build_matched
+from ..budget import MatchedCandidate, Reference, build_matched, resolution_cap
 from ..config import SearchConfig, training_seed
 from ..errors import UserError
 from ..scaling import Coefficients
@@ -77,11 +77,6 @@ def _measuring_process() -> None:
     torch.set_num_threads(1)
 
 
-#: No candidate is matched above this multiple of the proxy's resolution: a latency that barely moves with input
-#: size (a small network at batch 1 is dominated by per-layer overhead) would otherwise be chased to huge images.
-MAX_RESOLUTION_FACTOR = 4
-
-
 def under_budget_text(ratio: float, *, budget: float, tolerance: float, resolution: int) -> str:
     """How consoles, trials.csv and reports mark a network trained below the budget."""
     return (f"under budget ({ratio:.2f}x): no resolution lands within {budget:g}x ±{tolerance:.0%}; trained at "
@@ -125,6 +120,14 @@ class Experiment:
         device = resolve_device(config.device)
         proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \
             .for_budget(config.budget)
+        if config.max_params is not None and not get_family(config.family).is_user:
+            # Before the data are read: with one class the proxy has the fewest parameters it can have.
+            least = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
+                                 resolution=proxy.resolution, num_classes=1).params
+            if least > config.max_params:
+                raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own parameters (at "
+                                f"least {least:,}, with one class; width {proxy.width_mult:g}, depth "
+                                f"{proxy.depth_mult:g}): no candidate could be trained; raise the cap")
         data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(), **config.data_options())
         from .strategies import STRATEGIES
 
@@ -171,7 +174,8 @@ class Experiment:
         dims = self.proxy.scaled(c)
         return dict(ref=self.reference, depth_mult=dims.depth_mult, width_mult=dims.width_mult,
                     target_ratio=self.config.budget, start_resolution=dims.resolution,
-                    tolerance=self.config.tolerance, highest=MAX_RESOLUTION_FACTOR * self.proxy.resolution)
+                    tolerance=self.config.tolerance,
+                    highest=resolution_cap(self.config.metric, self.proxy.resolution))
 
     def candidate(self, c: Coefficients) -> MatchedCandidate:
         """The proxy scaled by (α, β), at the resolution whose measured cost is nearest the budget (or the

@@ -174,10 +174,13 @@ def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[Frozen
         if rec.cost_ratio is None:  # a study from before --cost: its budget was FLOPs
             rec.cost_ratio = rec.flops_ratio
         attrs = measured.user_attrs
-        if attrs.get("under_budget"):
+        reason = attrs.get("reason", "")
+        if attrs.get("outcome") == "rejected" and "--max-params" not in reason:
+            # Over the band at every size; a study from before under-budget training also rejected networks
+            # below the band ("no resolution brings ... within"), which its ratio tells apart.
+            rec.budget_fit = "over budget" if "or below it" in reason else "outside the tolerance"
+        elif attrs.get("under_budget"):
             rec.budget_fit = f"under budget ({rec.cost_ratio:.2f}x)"
-        elif attrs.get("outcome") == "rejected" and "--max-params" not in attrs.get("reason", ""):
-            rec.budget_fit = "over budget"
         else:
             rec.budget_fit = "at budget"
     problems, pending, open_ = [], False, False

@@ -383,6 +383,8 @@ def _premeasure(exp: Experiment, worker: Worker, log_line: Callable[[str], None]
 
     if getattr(getattr(exp, "device", None), "type", None) != "cuda" or cpu_cores() < 4 or is_peer():
         return  # a --jobs peer starts after the first worker matched everything (read from the cost cache)
+    if exp.config.metric.name == "latency":
+        return  # timings taken side by side would time the contention: latency is matched one trial at a time
     todo = worker.strategy.open_candidates(worker.study.get_trials(deepcopy=False))
     started = time.monotonic()
     processes = min(cpu_cores() - 1, 16)

@@ -42,8 +42,9 @@ def _offsets(collection) -> list[tuple[float, ...]]:
 #: (x of a record in the budget's metric, axis label, ratio label) per metric.
 _COST_AXES = {
     "flops": (lambda r: r.flops / 1e6, "measured FLOPs (M multiply-adds, fvcore, batch 1)", "FLOP ratio"),
-    "activations": (lambda r: r.activations / 1e6, "measured activations (M output elements of conv and linear "
-                    "layers, batch 1)", "activation ratio"),
+    # None in a study from before --cost, which recorded no activations: such a run has no activation axis.
+    "activations": (lambda r: None if r.activations is None else r.activations / 1e6,
+                    "measured activations (M output elements of conv and linear layers, batch 1)", "activation ratio"),
     "latency": (lambda r: r.latency_ms, "measured latency (ms, median forward pass)", "latency ratio"),
 }
 
@@ -52,7 +53,8 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
     """Mean ± std accuracy of each distinct trained network at its measured cost in the budget's metric;
     Pareto front; winner; networks trained under budget marked as such."""
     plt = pyplot()
-    cost_of, xlabel, ratio_label = _COST_AXES[report.metric.name]
+    cost_of, xlabel, ratio_label = _COST_AXES[report.axis_metric.name]
+    own_metric = report.axis_metric.name == report.metric.name  # the budget band is in the run's metric only
     distinct = [item.record for item in report.ranking if item.same_network_as is None
                 and cost_of(item.record) is not None]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
@@ -87,17 +89,18 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
                           edgecolor=WINNER_COLOUR, linewidth=1.6, zorder=4,
                           label=f"winner (trial {w.trial}): {100 * w.accuracy:.1f}%")
         drawn["winner"] = _offsets(star)
-        base = cost_of(w) / (w.cost_ratio or w.flops_ratio)  # the φ = 0 proxy's cost, as the run measured it
-        lo, hi = report.budget * (1 - report.tolerance), report.budget * (1 + report.tolerance)
-        ax.axvspan(lo * base, hi * base, color="0.94", zorder=0,
-                   label=f"budget {report.budget:g}x ± {report.tolerance:.0%}")
-        top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v / b, lambda r, b=base: r * b))
-        top.set_xlabel(f"{ratio_label} to the φ = 0 proxy", fontsize=8)
+        if own_metric:
+            base = cost_of(w) / (w.cost_ratio or w.flops_ratio)  # the φ = 0 proxy's cost, as the run measured it
+            lo, hi = report.budget * (1 - report.tolerance), report.budget * (1 + report.tolerance)
+            ax.axvspan(lo * base, hi * base, color="0.94", zorder=0,
+                       label=f"budget {report.budget:g}x ± {report.tolerance:.0%}")
+            top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v / b, lambda r, b=base: r * b))
+            top.set_xlabel(f"{ratio_label} to the φ = 0 proxy", fontsize=8)
         # Below the axes, not inside: a legend must never cover a candidate.
         fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     else:
         ax.text(0.5, 0.5, "no candidate completed", transform=ax.transAxes, ha="center", va="center")
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(xlabel if own_metric else f"{xlabel}; the budget was on {report.metric.name}")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(f"{report.study}: accuracy vs cost, data {report.data_name}", fontsize=9)
     ax.grid(alpha=0.3)
@@ -184,8 +187,13 @@ def family_curve(members: Sequence, paths: Sequence[Path], title: str) -> Drawn:
     flops = left.plot(phis, [m.flops / 1e9 for m in members], "o-", color="#2471a3", label="measured")[0]
     # The ideal member costs (α·β²·γ²)^φ times φ = 0's; each member's own ratio gives φ = 0's cost.
     base = members[0].flops / members[0].flops_ratio
-    ideal = left.plot(phis, [base * m.target_ratio / 1e9 for m in members], "--", color=REFERENCE_COLOUR,
-                      linewidth=1, label=r"ideal: φ = 0 × $(\alpha\beta^2\gamma^2)^\phi$")[0]
+    # The ideal FLOP line exists where the targets are FLOPs (a table in activations or latency has its targets
+    # in that metric, not in multiply-adds).
+    in_flops = all(m.cost_ratio is None or abs(m.cost_ratio - m.flops_ratio) < 1e-9 for m in members)
+    ideal = None
+    if in_flops and all(m.target_ratio is not None for m in members):
+        ideal = left.plot(phis, [base * m.target_ratio / 1e9 for m in members], "--", color=REFERENCE_COLOUR,
+                          linewidth=1, label=r"ideal: φ = 0 × $(\alpha\beta^2\gamma^2)^\phi$")[0]
     params = right.plot(phis, [m.params / 1e6 for m in members], "s-", color="#229954", label="measured")[0]
     for ax, unit in ((left, "FLOPs (G multiply-adds, fvcore, batch 1)"), (right, "parameters (M)")):
         ax.set_yscale("log")  # each φ step multiplies the cost: equal steps on a log axis
@@ -203,7 +211,8 @@ def family_curve(members: Sequence, paths: Sequence[Path], title: str) -> Drawn:
     right.set_title("size per member", fontsize=9)
     fig.suptitle(title, fontsize=9)
     drawn = {"flops": [tuple(map(float, xy)) for xy in zip(*flops.get_data())],
-             "ideal": [tuple(map(float, xy)) for xy in zip(*ideal.get_data())],
              "params": [tuple(map(float, xy)) for xy in zip(*params.get_data())]}
+    if ideal is not None:
+        drawn["ideal"] = [tuple(map(float, xy)) for xy in zip(*ideal.get_data())]
     return Drawn(save_figure(fig, paths), drawn)
 

@@ -47,6 +47,11 @@ class RunReport:
     comparisons: list[dict] = field(default_factory=list)  # compare*.json written by `scalesearch compare`
     notes: list[str] = field(default_factory=list)
     metric: CostMetric = FLOPS  # what the run's budget held on
+    axis: CostMetric | None = None  # the figure's cost axis, where `report --cost` asks for another metric
+
+    @property
+    def axis_metric(self) -> CostMetric:
+        return self.axis or self.metric
 
     @property
     def under_budget(self) -> list[CandidateRecord]:

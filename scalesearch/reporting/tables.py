@@ -277,7 +277,8 @@ def _compare_summary(payload: dict) -> str:
     c = payload["compound"]
     return (f"The compound coefficients (α = {c['alpha']:.4f}, β = {c['beta']:.4f}, γ = {c['gamma']:.4f}, from "
             f"{payload.get('source', '?')}) against depth-only, width-only and resolution-only scaling at the same "
-            f"measured target, {payload['target_ratio']:.3g}x multiply-adds (φ = {payload['phi']:g}), seeds "
+            f"measured target, {payload['target_ratio']:.3g}x "
+            f"{payload.get('cost', {}).get('label', 'multiply-adds')} (φ = {payload['phi']:g}), seeds "
             f"{', '.join(str(s) for s in payload.get('seeds', []))}; verdicts: {payload.get('test', '')}, alpha = "
             f"{payload.get('alpha_level', '?')}" + ("" if payload.get("complete", True) else
                                                       "; NOT complete, some arms are unsettled") + ".")
