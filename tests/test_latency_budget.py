@@ -56,3 +56,17 @@ def test_latency_grid_end_to_end(cli, in_tmp, tiny_npz):
     code, _, err = cli("grid", "--budget", "2x", "--cost", "latency", "--latency-batch", "8", "--data", tiny_npz,
                        "--out", out, "--epochs", "1", "--step", "0.2", "--seeds", "1")
     assert code == 2 and "latency_batch" in err
+
+
+def test_a_network_inside_the_band_is_at_budget_even_when_the_size_above_is_closer():
+    """The CPU proxy measures 1.705x at 64 px and 2.439x at 65 px. For 2.05x ± 18% the closer size (in log
+    terms) is 65 px, over the band; 64 px lies inside it (1.681-2.419x), so the network is at budget there, not
+    "under budget" (it was marked so before the band check looked at the size it stepped down to)."""
+    ref = Reference.measure("efficientnet", depth_mult=CPU_PROXY.depth_mult, width_mult=CPU_PROXY.width_mult,
+                            resolution=CPU_PROXY.resolution, num_classes=6)
+    m = ref.match(depth_mult=CPU_PROXY.depth_mult, width_mult=CPU_PROXY.width_mult, target_ratio=2.05,
+                  start_resolution=60, tolerance=0.18)
+    assert m.resolution == 64 and 2.05 * 0.82 <= m.cost_ratio <= 2.05 and not m.under_budget
+    below = ref.match(depth_mult=CPU_PROXY.depth_mult, width_mult=CPU_PROXY.width_mult, target_ratio=2.0,
+                      start_resolution=60, tolerance=0.1)
+    assert below.resolution == 64 and below.under_budget  # 1.705x < 1.8x: under budget, as the grid marks it
