@@ -144,6 +144,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
     run's winner at the same latency to see whether the compound rule still wins there.
     `jobs` as for `grid`.
     """
+    jobs = _latency_jobs(cost, jobs)
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, output_suffix, paper_compound,
                                  read_run, setup_from_run)

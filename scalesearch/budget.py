@@ -279,14 +279,7 @@ def match_multiplier(flops_at: Callable[[float], float], target: float, *, start
             lo /= 2
             if lo < start / limit:
                 return lo * 2  # unreachable: the smallest tried is the closest
-        hi = min(start, lo * 2)
-        while hi - lo > relative_precision * lo:
-            mid = (lo + hi) / 2
-            if flops_at(mid) >= target:
-                hi = mid
-            else:
-                lo = mid
-        return min((lo, hi), key=lambda m: abs(math.log(flops_at(m) / target)))
+        return _bisect_multiplier(flops_at, target, lo=lo, hi=min(start, lo * 2), precision=relative_precision)
     lo = hi = start
     while flops_at(hi) < target:
         lo, hi = hi, hi * 2
@@ -294,7 +287,14 @@ def match_multiplier(flops_at: Callable[[float], float], target: float, *, start
             return lo  # unreachable: the largest tried is the closest
     if hi == start:
         return start
-    while hi - lo > relative_precision * lo:
+    return _bisect_multiplier(flops_at, target, lo=lo, hi=hi, precision=relative_precision)
+
+
+def _bisect_multiplier(flops_at: Callable[[float], float], target: float, *, lo: float, hi: float,
+                       precision: float) -> float:
+    """Of a bracket flops_at(lo) < target <= flops_at(hi), the side closest to target once it is narrower than
+    `precision` (relative)."""
+    while hi - lo > precision * lo:
         mid = (lo + hi) / 2
         if flops_at(mid) >= target:
             hi = mid

@@ -561,7 +561,7 @@ def compare(
     latency_device: Optional[str] = typer.Option(None, "--latency-device", help="cpu or cuda (default: the run's, "
                                                  "else cpu)."),
     latency_batch: Optional[int] = typer.Option(None, "--latency-batch", help="Batch size latency is timed at "
-                                                "(default: the run's, else 1)."),
+                                                "(default: the run's, else the proxy's training batch)."),
 ):
     """Compound scaling against depth-only, width-only and resolution-only at the same measured cost."""
 

@@ -287,6 +287,22 @@ def test_report_draws_a_flop_run_against_activations(cli, run_dir, storage_view,
     assert code == 2 and "unknown --cost" in one_line_error(err)
 
 
+def test_report_times_a_flop_runs_networks_for_a_latency_axis(run_dir, tmp_path):
+    """`report --cost latency` on a FLOP run: each trained network is timed (batch 1, CPU) for the figure; the
+    timings are the cached measurements `measure_latency` gives for those networks."""
+    import scalesearch
+    from scalesearch.latency import measure_latency
+    from scalesearch.reporting.load import load_run
+
+    result = scalesearch.report_run(from_run=run_dir, out=tmp_path / "lat.md", cost="latency")
+    assert (tmp_path / "lat-accuracy-vs-flops.png").is_file() and result.text.startswith("# scalesearch report")
+    report = load_run(run_dir)
+    w = report.winner_record
+    timed = measure_latency("efficientnet", depth_mult=w.depth_mult, width_mult=w.width_mult,
+                            resolution=w.resolution, num_classes=report.provenance["data"]["num_classes"])
+    assert timed.median_ms > 0 and timed.batch == 1 and timed.device.startswith("cpu")
+
+
 def test_library_call_matches_the_cli(cli, run_dir, tmp_path):
     import scalesearch
 

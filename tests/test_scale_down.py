@@ -45,3 +45,19 @@ def test_half_budget_grid_trains_and_its_family_reaches_phi_minus_3_within_3_per
     assert [m["phi"] for m in members] == [-3, -2, -1, 0]
     assert all(abs(m["ratio_error"]) <= 0.03 for m in members), members
     assert members[0]["flops"] < members[1]["flops"] < members[2]["flops"] < members[3]["flops"]
+
+
+def test_single_dimension_matching_goes_down_for_a_budget_below_one():
+    """compare at 0.5x: the width-only arm's multiplier is bisected below the proxy's, to the rounded network
+    whose measured multiply-adds are closest to half the proxy's (no neighbouring width comes closer)."""
+    from scalesearch.budget import match_multiplier
+    from scalesearch.cost import measure_cost
+
+    def flops(width):
+        return measure_cost("efficientnet", width_mult=width, depth_mult=0.5, resolution=59, num_classes=6).flops
+
+    target = 0.5 * flops(0.25)
+    width = match_multiplier(flops, target, start=0.25)
+    assert width < 0.25
+    off = abs(flops(width) / target - 1)
+    assert off <= min(abs(flops(width * f) / target - 1) for f in (0.97, 1.03)) + 1e-12
