@@ -25,11 +25,11 @@ FORMATS = ("md", "latex", "csv", "json", "html")
 CSV_COLUMNS = ("rank", *TRIAL_COLUMNS, "same_network_as")
 
 RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "res (px)", "cost ratio",
-                   "params", "val accuracy", "seeds", "note")
+                   "params", "MACs (M)", "acts (k)", "latency (ms)", "val accuracy", "seeds", "note")
 NOT_TRAINED_HEADERS = ("trial", "state", "α", "β", "γ", "res (px)", "cost ratio", "reason")
 COMPARE_HEADERS = ("arm", "depth", "width", "res (px)", "cost ratio", "val accuracy", "seeds", "verdict")
 # Columns of words (left-aligned); the rest are numbers (right-aligned).
-RANKING_TEXT, NOT_TRAINED_TEXT, COMPARE_TEXT = {13}, {1, 7}, {0, 7}
+RANKING_TEXT, NOT_TRAINED_TEXT, COMPARE_TEXT = {16}, {1, 7}, {0, 7}
 
 
 # ------------------------------------------------------------------ numbers as text, once for all formats
@@ -59,6 +59,9 @@ def ranking_rows(report: RunReport) -> list[list[str]]:
             note = "; ".join(n for n in (note, r.budget_fit) if n)
         rows.append([str(item.rank), str(r.trial), _num(r.alpha), _num(r.beta), _num(r.gamma), _num(r.alpha_eff),
                      _num(r.beta_eff), _num(r.gamma_eff), _int(r.resolution), _num(r.cost_ratio), _int(r.params),
+                     # every candidate's four costs, whatever the budget's metric (latency: where measured)
+                     _num(None if r.flops is None else r.flops / 1e6, ".2f"),
+                     _num(None if r.activations is None else r.activations / 1e3, ".1f"), _num(r.latency_ms, ".3f"),
                      _accuracy(r.accuracy, r.accuracy_std), str(r.seeds), note])
     return rows
 
@@ -66,7 +69,7 @@ def ranking_rows(report: RunReport) -> list[list[str]]:
 # The ranking is wide; on a paper's page it drops the note column (twins get a * on their rank) and
 # states accuracy in percent, which is what papers print.
 LATEX_RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "px", "cost ×", "params",
-                         "val acc. (%)", "seeds")
+                         "MACs (M)", "acts (k)", "val acc. (%)", "seeds")
 
 
 def latex_ranking_rows(report: RunReport) -> list[list[str]]:
@@ -77,7 +80,7 @@ def latex_ranking_rows(report: RunReport) -> list[list[str]]:
         rank += "†" if r.under_budget else ""  # the caption says: trained under budget
         acc = "–" if r.accuracy is None else f"{100 * r.accuracy:.2f}" + (
             f" ± {100 * r.accuracy_std:.2f}" if r.accuracy_std is not None else "")
-        rows.append([rank, *row[1:11], acc, row[12]])
+        rows.append([rank, *row[1:13], acc, row[RANKING_HEADERS.index("seeds")]])
     return rows
 
 
