@@ -45,13 +45,14 @@ class ProxyPreset:
 
     def for_budget(self, budget: float) -> "ProxyPreset":
         """The φ = 0 network a search at `budget` scales from: the preset itself for a budget above 1; below 1,
-        the preset at resolution / √budget (at most the stored image size), so that the candidates land near the
-        size the preset was chosen for. Scaled down from the preset itself, a 0.5x CPU candidate needs about
-        30 px, where one pixel crosses a stride-2 step (32 -> 33 px changes every feature map at once) and no
-        grid point lands within ±10% (benchmarks/RESULTS.md, issue 24)."""
+        the preset at resolution / √budget, so that the candidates land near the size the preset was chosen for
+        (and its data are stored at). Scaled down from the preset itself, a 0.5x CPU candidate needs about 30 px,
+        where one pixel crosses a stride-2 step (32 -> 33 px changes every feature map at once) and no grid point
+        lands within ±10% (benchmarks/RESULTS.md, issue 24). The raised φ = 0 network is a reference whose cost
+        is measured; a grid never trains it."""
         if budget >= 1:
             return self
-        return replace(self, resolution=min(self.image_size, int(round(self.resolution / math.sqrt(budget)))))
+        return replace(self, resolution=int(round(self.resolution / math.sqrt(budget))))
 
     def with_overrides(self, **train_overrides) -> "ProxyPreset":
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
