@@ -272,9 +272,9 @@ class Experiment:
         record_network(trial, m)
         lo, hi = cfg.budget * (1 - cfg.tolerance), cfg.budget * (1 + cfg.tolerance)
         if m.cost_ratio > hi:
-            reason = (f"rejected: no resolution brings the rounded network within {cfg.budget:g}x "
-                      f"±{cfg.tolerance:.0%} or below it; the smallest it reaches is {m.resolution}px at a measured "
-                      f"{cfg.metric.name} ratio of {m.cost_ratio:.3f}")
+            reason = (f"rejected: over {cfg.budget:g}x ±{cfg.tolerance:.0%} at every resolution (no size brings the "
+                      f"rounded network within the tolerance or below it); the closest is {m.resolution}px at a "
+                      f"measured {cfg.metric.name} ratio of {m.cost_ratio:.3f}")
             _reject(trial, reason)
         if m.under_budget or m.cost_ratio < lo:
             trial.set_user_attr("under_budget", True)

@@ -178,7 +178,7 @@ def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[Frozen
         if attrs.get("outcome") == "rejected" and "--max-params" not in reason:
             # Over the band at every size; a study from before under-budget training also rejected networks
             # below the band ("no resolution brings ... within"), which its ratio tells apart.
-            rec.budget_fit = "over budget" if "or below it" in reason else "outside the tolerance"
+            rec.budget_fit = "over budget" if "at every resolution" in reason else "outside the tolerance"
         elif attrs.get("under_budget"):
             rec.budget_fit = f"under budget ({rec.cost_ratio:.2f}x)"
         else:
