@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,10 +29,9 @@ def training_seed(*, run_seed: int, seed_index: int) -> int:
 
 def latency_batch_default(latency_device: str, family: str) -> int:
     """--latency-batch of a search: the training batch of the proxy preset of the device latency is timed on (64
-    on the CPU, 512 on a GPU). At batch 1 a
-    proxy's forward time is per-layer overhead (the CPU proxy at 59 px takes 2% longer than at 42 px for 2x the
-    FLOPs: benchmarks/RESULTS.md), so no resolution could reach a latency budget; at its training batch the
-    time follows the work."""
+    on the CPU, 512 on a GPU). At batch 1 a proxy's forward time is per-layer overhead (the CPU proxy at 59 px
+    takes 2% longer than at 42 px for twice the multiply-adds), so no resolution could reach a latency budget; at
+    its training batch the time follows the work."""
     from .proxy import proxy_for
 
     if latency_device not in ("cpu", "cuda"):
@@ -142,7 +140,8 @@ class SearchConfig:
 
     @property
     def metric(self) -> CostMetric:
-        return CostMetric(name=self.cost, latency_device=self.latency_device, latency_batch=1 if self.latency_batch is None else self.latency_batch)
+        batch = 1 if self.latency_batch is None else self.latency_batch  # None only where the metric is not latency
+        return CostMetric(name=self.cost, latency_device=self.latency_device, latency_batch=batch)
 
     def seeds_label(self, proxy) -> str:
         """'auto (up to N)' or the fixed count, as recorded with the study."""
@@ -165,7 +164,8 @@ class SearchConfig:
 
     @property
     def out_dir(self) -> Path:
-        return self.out if self.out is not None else Path("runs") / f"{self.mode}-{self.budget_label}{self._name_suffix}"
+        default = Path("runs") / f"{self.mode}-{self.budget_label}{self._name_suffix}"
+        return self.out if self.out is not None else default
 
     @property
     def study_name(self) -> str:

@@ -12,7 +12,6 @@ import optuna
 import pytest
 
 from scalesearch.budget import describe_candidate, effective_depth_width, estimated_depth_width
-from scalesearch.cost import measure_cost
 from scalesearch.expansion import FamilyMember, target_miss_note
 from scalesearch.families.structure import built_structure
 
