@@ -115,60 +115,29 @@ def measure_cost(
     shape = spec.built_shape(width_mult=width_mult, depth_mult=depth_mult)
     key = (spec.identity, shape.repeats, shape.widths, resolution, num_classes)
     if key not in _COST_BY_SHAPE:
-        _COST_BY_SHAPE[key] = _stored_cost(key) or _store_cost(key, _measure_cost(
-            spec.identity, family, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
-            num_classes=num_classes))
+        # Kept on disk too: workers of one study and later runs measure the same networks, and an fvcore trace of
+        # a full-width proxy takes about a second. The key holds the counters' versions: a different count is
+        # never read back.
+        from .data.cache import cached_json
+
+        _COST_BY_SHAPE[key] = cached_json(
+            "costs", [_COST_FORMAT, torch.__version__, _fvcore_version(), *key],
+            lambda: _measure_cost(spec.identity, family, width_mult=width_mult, depth_mult=depth_mult,
+                                  resolution=resolution, num_classes=num_classes),
+            load=lambda d: Cost(**d), dump=Cost.to_dict)
     return _COST_BY_SHAPE[key]
-
-
-def _cost_file(key: tuple):
-    """Where a network's measured cost is kept between processes and runs (None: no cache directory).
-
-    Workers of one study and later runs measure the same networks; an fvcore trace of a full-width proxy
-    takes about a second, and budget matching traces several resolutions per candidate. The key holds the
-    network as built and the counters' versions, so a different count can never be read back.
-    """
-    import hashlib
-    import json
-    from importlib.metadata import PackageNotFoundError, version
-
-    from .data.cache import cache_dir
-
-    root = cache_dir()
-    if root is None:
-        return None
-    try:
-        fvcore_version = version("fvcore")
-    except PackageNotFoundError:
-        fvcore_version = "?"
-    text = json.dumps([_COST_FORMAT, torch.__version__, fvcore_version, *key], default=list)
-    return root / "costs" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json"
 
 
 _COST_FORMAT = 1  # bump when what a Cost holds or how it is counted changes
 
 
-def _stored_cost(key: tuple) -> Cost | None:
-    import json
+def _fvcore_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    path = _cost_file(key)
     try:
-        return Cost(**json.loads(path.read_text())) if path is not None and path.exists() else None
-    except (OSError, ValueError, TypeError):  # unreadable or from another layout: measured again
-        return None
-
-
-def _store_cost(key: tuple, cost: Cost) -> Cost:
-    from .fileio import atomic_write_json
-
-    path = _cost_file(key)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, cost.to_dict())
-        except OSError:  # a read-only or full cache directory must not cost the run
-            pass
-    return cost
+        return version("fvcore")
+    except PackageNotFoundError:
+        return "?"
 
 
 @lru_cache(maxsize=512)

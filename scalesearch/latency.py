@@ -149,9 +149,15 @@ def measure_latency(
         return _measure(spec, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
                         num_classes=num_classes, device=device, batch=batch, threads=threads, description=description)
     if key not in _LATENCY_BY_KEY:
-        _LATENCY_BY_KEY[key] = _stored_latency(key) or _store_latency(key, _measure(
-            spec, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution, num_classes=num_classes,
-            device=device, batch=batch, threads=threads, description=description))
+        from .data.cache import cached_json
+
+        # On disk, keyed also by torch's version: a figure from another machine, setting or torch is never read.
+        _LATENCY_BY_KEY[key] = cached_json(
+            "latency", [_LATENCY_FORMAT, torch.__version__, *key],
+            lambda: _measure(spec, width_mult=width_mult, depth_mult=depth_mult, resolution=resolution,
+                             num_classes=num_classes, device=device, batch=batch, threads=threads,
+                             description=description),
+            load=lambda d: Latency(**d), dump=Latency.to_dict)
     return _LATENCY_BY_KEY[key]
 
 
@@ -235,45 +241,3 @@ def _pinned(device: str, threads: int):
         yield
     finally:
         torch.backends.cudnn.benchmark = before
-
-
-def _latency_file(key: tuple):
-    """Where a network's latency is kept between processes and runs (None: no cache directory).
-
-    The key holds the family's identity, the network as built (or its multipliers), resolution, classes,
-    batch, the device description (CPU model and threads, or the CUDA device) and torch's version, so a
-    figure from another machine, setting or torch is never read back.
-    """
-    import hashlib
-    import json
-
-    from .data.cache import cache_dir
-
-    root = cache_dir()
-    if root is None:
-        return None
-    text = json.dumps([_LATENCY_FORMAT, torch.__version__, *key], default=list)
-    return root / "latency" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json"
-
-
-def _stored_latency(key: tuple) -> Latency | None:
-    import json
-
-    try:
-        path = _latency_file(key)
-        return Latency(**json.loads(path.read_text())) if path is not None and path.exists() else None
-    except (OSError, ValueError, TypeError):  # unreadable or from another layout: measured again
-        return None
-
-
-def _store_latency(key: tuple, latency: Latency) -> Latency:
-    from .fileio import atomic_write_json
-
-    try:
-        path = _latency_file(key)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, latency.to_dict())
-    except OSError:  # a read-only or full cache directory must not cost the measurement
-        pass
-    return latency

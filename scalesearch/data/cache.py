@@ -8,7 +8,8 @@ starting together decode once (the others wait, then read the result).
 
 Location: $SCALESEARCH_CACHE, else $XDG_CACHE_HOME/scalesearch, else ~/.cache/scalesearch;
 SCALESEARCH_CACHE=off turns it off. Entries can be deleted at any time. The same directory keeps measured
-network costs (costs/, see scalesearch/cost.py).
+network costs (costs/, see scalesearch/cost.py) and latencies (latency/, scalesearch/latency.py), through
+`cached_json`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 
@@ -73,3 +74,36 @@ def cached_arrays(key: str, decode: Callable[[], dict[str, np.ndarray]]) -> dict
         except OSError as exc:  # a full disk must not cost the run
             log.debug("decode cache not written (%s)", exc)
         return arrays
+
+
+T = TypeVar("T")
+
+
+def cached_json(kind: str, key: list, compute: Callable[[], T], *, load: Callable[[dict], T],
+                dump: Callable[[T], dict]) -> T:
+    """`compute()`'s result, read back from cache_dir()/kind/ when an entry for `key` exists, stored there
+    (atomically) otherwise. `key` holds everything the result depends on, versions included: its JSON text's
+    digest names the file. An entry `load` cannot read (another layout) is computed again; a missing,
+    read-only or full cache directory never costs the caller its result."""
+    import json
+
+    root = cache_dir()
+    entry = None
+    if root is not None:
+        text = json.dumps(key, default=list)
+        entry = root / kind / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json"
+        try:
+            if entry.exists():
+                return load(json.loads(entry.read_text()))
+        except (OSError, ValueError, TypeError):  # unreadable or from another layout: computed again
+            pass
+    value = compute()
+    if entry is not None:
+        from ..fileio import atomic_write_json
+
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(entry, dump(value))
+        except OSError:
+            pass
+    return value
