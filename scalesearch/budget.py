@@ -232,11 +232,10 @@ def describe_candidate(ref: Reference, *, depth_mult: float, width_mult: float, 
                         num_classes=ref.num_classes)
     flops_ratio, gamma_eff = cost.flops / ref.flops, resolution / ref.resolution
     latency = None
-    if ref.metric.name == "latency":
+    if ref.metric.name == "latency":  # its spread is recorded too
         latency = ref.metric.latency(family, depth_mult=depth_mult, width_mult=width_mult, resolution=resolution,
                                      num_classes=ref.num_classes)
-    value = {"flops": cost.flops, "activations": cost.activations}.get(ref.metric.name) \
-        if latency is None else latency.median_ms
+    value = ref.value_at(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution)  # cached measurements
     shape_of = get_family(family).built_shape
     if shape_of is not None:
         alpha_eff, beta_eff = effective_depth_width(family, depth_mult=depth_mult, width_mult=width_mult,

@@ -100,9 +100,8 @@ def _measure_rows(
                 finer.append(f"{m.name} {resolution}px (a multiple of {multiple})")
         cost = measure_cost(m.family or family, width_mult=m.width_mult, depth_mult=m.depth_mult,
                             resolution=resolution, num_classes=num_classes)
-        latency = None if metric.name != "latency" else value(m, resolution)
-        ratio = (cost.flops if metric.name == "flops" else cost.activations if metric.name == "activations"
-                 else latency) / base_value
+        measured = value(m, resolution)  # in the table's metric (measurements are cached)
+        ratio, latency = measured / base_value, (measured if metric.name == "latency" else None)
         rows.append(FamilyMember(m.name, m.phi, m.depth_mult, m.width_mult, resolution, cost.params, cost.flops,
                                  cost.flops / base_flops, target, None if target is None else ratio / target - 1.0,
                                  m.dropout, cost.activations, latency, ratio))
