@@ -77,12 +77,6 @@ def _measuring_process() -> None:
     torch.set_num_threads(1)
 
 
-def under_budget_text(ratio: float, *, budget: float, tolerance: float, resolution: int) -> str:
-    """How consoles, trials.csv and reports mark a network trained below the budget."""
-    return (f"under budget ({ratio:.2f}x): no resolution lands within {budget:g}x ±{tolerance:.0%}; trained at "
-            f"{resolution}px, the closest below")
-
-
 def _reject(trial: optuna.Trial, reason: str) -> None:
     """End the trial untrained (raises TrialPruned), with the reason recorded for trials.csv and reports."""
     trial.set_user_attr("reason", reason)
@@ -270,16 +264,13 @@ class Experiment:
         for key, value in dict(alpha=c.alpha, beta=c.beta, gamma=c.gamma).items():
             trial.set_user_attr(key, value)
         record_network(trial, m)
-        lo, hi = cfg.budget * (1 - cfg.tolerance), cfg.budget * (1 + cfg.tolerance)
-        if m.cost_ratio > hi:
+        # build_matched moved a network that cannot land inside the band below it (under_budget, recorded above);
+        # only one over the band at every size is left here.
+        if m.cost_ratio > cfg.budget * (1 + cfg.tolerance):
             reason = (f"rejected: over {cfg.budget:g}x ±{cfg.tolerance:.0%} at every resolution (no size brings the "
                       f"rounded network within the tolerance or below it); the closest is {m.resolution}px at a "
                       f"measured {cfg.metric.name} ratio of {m.cost_ratio:.3f}")
             _reject(trial, reason)
-        if m.under_budget or m.cost_ratio < lo:
-            trial.set_user_attr("under_budget", True)
-            trial.set_user_attr("budget_note", under_budget_text(m.cost_ratio, budget=cfg.budget,
-                                                                 tolerance=cfg.tolerance, resolution=m.resolution))
         if cfg.max_params is not None and m.params > cfg.max_params:
             _reject(trial, f"rejected: {m.params:,} parameters, over the --max-params cap of {cfg.max_params:,}")
 
