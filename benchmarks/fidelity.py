@@ -30,7 +30,7 @@ from pathlib import Path
 from scipy import stats
 
 import scalesearch
-from scalesearch.engine.objective import Experiment
+from scalesearch.engine.objective import Experiment, Member
 from scalesearch.config import SearchConfig
 from scalesearch.scaling import Coefficients
 
@@ -39,9 +39,10 @@ def networks(records) -> list:
     """Trained candidates, one per distinct network (grid points rounding built alike are one experiment),
     best first."""
     seen, out = set(), []
-    for r in sorted((r for r in records if r.state == "complete"), key=lambda r: (-r.accuracy, r.trial)):
-        if r.network not in seen:
-            seen.add(r.network)
+    for r in sorted((r for r in records if r.state == "complete" and r.phi == 1),
+                    key=lambda r: (-r.accuracy, r.trial)):
+        if r.architecture not in seen:
+            seen.add(r.architecture)
             out.append(r)
     return out
 
@@ -53,21 +54,21 @@ def agreement(out_root: Path, epochs: int | None) -> dict:
         result = scalesearch.grid(seed=seed, out=out_root / f"seed{seed}", epochs=epochs)
         runs[seed] = {"result": result, "seconds": time.perf_counter() - start}
     ranked = {seed: networks(runs[seed]["result"].records) for seed in runs}
-    acc = {seed: {r.network: r.accuracy for r in ranked[seed]} for seed in runs}
+    acc = {seed: {r.architecture: r.accuracy for r in ranked[seed]} for seed in runs}
     common = sorted(set(acc[0]) & set(acc[1]))
     rho = stats.spearmanr([acc[0][n] for n in common], [acc[1][n] for n in common])
-    order = {seed: [r.network for r in ranked[seed]] for seed in runs}
+    order = {seed: [r.architecture for r in ranked[seed]] for seed in runs}
     winners = {seed: ranked[seed][0] for seed in runs}
 
     def rank_in(other: int, winner) -> int | None:
-        return order[other].index(winner.network) + 1 if winner.network in order[other] else None
+        return order[other].index(winner.architecture) + 1 if winner.architecture in order[other] else None
 
     return {
         "common_networks": len(common), "spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
         "winner_seed0": winners[0].coefficients, "winner_seed1": winners[1].coefficients,
         "rank_of_seed0_winner_in_seed1": rank_in(1, winners[0]),
         "rank_of_seed1_winner_in_seed0": rank_in(0, winners[1]),
-        "accuracies": {seed: [{"network": r.network, **r.coefficients, "resolution": r.resolution,
+        "accuracies": {seed: [{"network": r.architecture, **r.coefficients, "resolution": r.resolution,
                                "accuracy": r.accuracy, "seeds": r.seeds} for r in ranked[seed]] for seed in runs},
         "seconds": {seed: runs[seed]["seconds"] for seed in runs},
         "trained": {seed: sum(r.state == "complete" for r in runs[seed]["result"].records) for seed in runs},
@@ -92,7 +93,7 @@ def _long_training(task: tuple) -> tuple[float | None, int]:
     if _WORKER_EXPERIMENT is None:
         _WORKER_EXPERIMENT = Experiment.prepare(SearchConfig(mode="grid").validated())
     exp = _WORKER_EXPERIMENT
-    m = exp.candidate(Coefficients(alpha, beta, gamma))
+    m = exp.candidate(Member(Coefficients(alpha, beta, gamma)))
     long_cfg = exp.proxy.with_overrides(epochs=exp.proxy.train.epochs * factor).train
     res = build_and_train(exp.config.family, width_mult=m.width_mult, depth_mult=m.depth_mult,
                           splits=exp.splits(m.resolution), num_classes=exp.data.num_classes, config=long_cfg,

@@ -35,7 +35,7 @@ def main() -> None:
         start = time.perf_counter()
         points = grid_coverage(family, proxy, budget=args.budget, step=args.step)
         accepted = [p for p in points if p.accepted]
-        networks = {p.built.network for p in accepted}
+        networks = {p.built.architecture for p in accepted}
         print(f"{family:<12} proxy width {proxy.width_mult:g} depth {proxy.depth_mult:g} {proxy.resolution}px: "
               f"{len(accepted)}/{len(points)} points within {args.budget:g}x ±10% "
               f"({100 * len(accepted) / len(points):.0f}%), {len(networks)} distinct networks, "

@@ -79,7 +79,7 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
          significance: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
          devices: list[int] | None = None, jobs_per_device: int = 1, max_params: int | None = None,
          cost: str = "flops", latency_device: str = "cpu", latency_batch: int | None = None,
-         **callbacks) -> RunResult:
+         refine: bool | None = None, **callbacks) -> RunResult:
     """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained.
 
     `cost` is the metric the budget holds on (flops, activations or latency, timed on `latency_device` at
@@ -93,7 +93,7 @@ def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, see
                        epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
                        study=study, seed=seed, family=family, significance=significance,
                        skip_bad_images=skip_bad_images, threads=threads, max_params=max_params, cost=cost,
-                       latency_device=latency_device, latency_batch=latency_batch,
+                       latency_device=latency_device, latency_batch=latency_batch, refine=refine,
                        command_line=callbacks.get("command_line", ""))
     return _with_workers("grid", kwargs, lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
                          device=device, threads=threads, callbacks=callbacks)
@@ -105,7 +105,8 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
            seed: int = 0, family: str = "efficientnet", significance: float = 0.05, skip_bad_images: bool = False,
            threads: int | None = None, jobs: int | str = 1, devices: list[int] | None = None,
            jobs_per_device: int = 1, max_params: int | None = None, cost: str = "flops",
-           latency_device: str = "cpu", latency_batch: int | None = None, **callbacks) -> RunResult:
+           latency_device: str = "cpu", latency_batch: int | None = None, refine: bool | None = None,
+           **callbacks) -> RunResult:
     """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget, or the law of `cost` (`jobs` and
     `cost` as for `grid`)."""
     jobs = _latency_jobs(cost, jobs)
@@ -115,7 +116,7 @@ def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", prune
                        out=Path(out) if out is not None else None, storage=storage, study=study, seed=seed,
                        family=family, significance=significance, skip_bad_images=skip_bad_images, threads=threads,
                        max_params=max_params, cost=cost, latency_device=latency_device,
-                       latency_batch=latency_batch, command_line=callbacks.get("command_line", ""))
+                       latency_batch=latency_batch, refine=refine, command_line=callbacks.get("command_line", ""))
     return _with_workers("search", kwargs,
                          lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
                          device=device, threads=threads, callbacks=callbacks)
@@ -331,6 +332,18 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
                             resolution_multiple=resolution_multiple, match_budget=match_budget, on_member=on_member,
                             metric=metric, on_note=note)
     members = _within_cap(members, max_params, note)
+    caveats = []
+    if source.answer is not None:  # what the run's coefficients rest on, said with the table
+        from .expansion import interval_notes, unseparated_caveat, with_intervals
+
+        members = with_intervals(members, source.answer["alpha_range"], source.answer["beta_range"],
+                                 step_down=source.coefficients.scales_down)
+        for line in interval_notes(members, source.answer):
+            note(line)
+        caveat = unseparated_caveat(source.answer)
+        if caveat:
+            caveats.append(caveat)
+            note(caveat)
     miss = target_miss_note(members, match_budget=match_budget, resolution_multiple=resolution_multiple)
     if miss:
         note(miss)
@@ -340,7 +353,8 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
              + ("" if metric.is_flops else f", targets in {metric.name}"))
     meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
             "flops_factor": c.flops_factor, "match_budget": match_budget, "cost": metric.to_dict(),
-            "num_classes": num_classes, "notes": notes}
+            "num_classes": num_classes, "notes": notes, "caveats": caveats,
+            **({"interval": source.answer} if source.answer is not None else {})}
     return _exported(ExpandedFamily(members, title=title, meta=meta, notes=notes), export)
 
 

@@ -78,7 +78,8 @@ class MatchedCandidate:
     alpha_eff: float | None
     beta_eff: float | None
     gamma_eff: float  # resolution / base resolution
-    network: str | None  # the architecture and input size as built; equal strings train identically
+    architecture: str | None  # what was built, at its input size; equal strings train identically (a run's
+    # trials record it as their `network` attribute, grouped into network ids N1, N2, ... in reports)
     activations: int = 0  # output elements of conv and linear layers at batch 1
     latency_ms: float | None = None  # median forward time, where the budget is latency (else not measured)
     latency_spread: float | None = None  # that measurement's relative spread (latency.Latency.spread)
@@ -241,17 +242,17 @@ def describe_candidate(ref: Reference, *, depth_mult: float, width_mult: float, 
         alpha_eff, beta_eff = effective_depth_width(family, depth_mult=depth_mult, width_mult=width_mult,
                                                     base_depth=ref.depth_mult, base_width=ref.width_mult)
         shape = shape_of(width_mult=width_mult, depth_mult=depth_mult)
-        network = f"{family} blocks {list(shape.repeats)} widths {list(shape.widths)} at {resolution}px"
+        architecture = f"{family} blocks {list(shape.repeats)} widths {list(shape.widths)} at {resolution}px"
     else:
         # Both probed at the base's resolution, so that a stage has one feature-map size in both.
         built, base = (built_structure(family, depth_mult=d, width_mult=w, num_classes=ref.num_classes,
                                        probe_resolution=ref.resolution)
                        for d, w in ((depth_mult, width_mult), (ref.depth_mult, ref.width_mult)))
         alpha_eff, beta_eff = estimated_depth_width(built, base)
-        network = opaque_network_name(family, built, resolution=resolution)
+        architecture = opaque_network_name(family, built, resolution=resolution)
     return MatchedCandidate(depth_mult=depth_mult, width_mult=width_mult, resolution=resolution, flops=cost.flops,
                             params=cost.params, flops_ratio=flops_ratio, alpha_eff=alpha_eff, beta_eff=beta_eff,
-                            gamma_eff=gamma_eff, network=network, activations=cost.activations,
+                            gamma_eff=gamma_eff, architecture=architecture, activations=cost.activations,
                             latency_ms=None if latency is None else latency.median_ms,
                             latency_spread=None if latency is None else latency.spread,
                             cost_ratio=value / ref.value, under_budget=under_budget)

@@ -342,6 +342,37 @@ def _trial_line(head: str, info: dict, *fields: str) -> str:
     return f"trial {info['trial']:>3} {head} " + " ".join(p for p in parts if p)
 
 
+def answer_lines(best: dict) -> list[str]:
+    """The console's summary of a run's answer: the network, its interval and point, the verdict, and what the
+    evidence could not resolve (best.json's fields, so the console never says more than the file)."""
+    from .reporting.tables import answer_caveats, interval
+
+    metric = best.get("cost", {}).get("metric", "flops")
+    ratio = best.get("measured_cost_ratio") or best["measured_flops_ratio"]
+    under = f", {best['budget_fit']}" if str(best.get("budget_fit", "")).startswith("under") else ""
+    std = f" ± {best['accuracy_std']:.4f}" if best.get("accuracy_std") is not None else ""
+    eff = (f" (effective α={best['alpha_eff']:.3f} β={best['beta_eff']:.3f} γ={best['gamma_eff']:.3f})"
+           if best.get("alpha_eff") is not None else "")
+    lines = [
+        f"Answer: network {best['network']}, decided at φ = {best['decided_at_phi']}: grid points α "
+        f"{interval(best['alpha_range'], '.4g')}, β {interval(best['beta_range'], '.4g')} build it; reported "
+        f"α={best['alpha']:.4g} β={best['beta']:.4g} γ={best['gamma']:.4g} (α, β the centre of the interval, γ from "
+        "the budget's law)",
+        f"Trained as depth x{best['depth_mult']:.4g}, width x{best['width_mult']:.4g} at {best['resolution']}px{eff}, "
+        f"measured {'FLOP' if metric == 'flops' else metric} ratio {ratio:.3f}{under}, val accuracy "
+        f"{best['accuracy']:.4f}{std} over {best['seeds']} seed(s); {best.get('networks', '?')} distinct "
+        "network(s) at φ = 1",
+    ]
+    if best.get("under_budget_candidates"):
+        lines.append(f"{best['under_budget_candidates']} trained grid point(s) are under budget: no resolution "
+                     "landed them within the tolerance, so they were trained at the closest size below it "
+                     "(budget_fit in trials.csv)")
+    lines.append(f"Verdict: {best['verdict']['text']}")
+    if best.get("highest_mean_network", best["network"]) != best["network"]:
+        lines.append(f"The answer is {best['network']}: {best['choice']}")
+    return lines + answer_caveats(best)
+
+
 def _run_search(mode: str, **options) -> None:
     """Shared body of `grid` and `search`: the API call with a live view, then a summary."""
     from . import api
@@ -378,20 +409,8 @@ def _run_search(mode: str, **options) -> None:
         console.print("No candidate completed: nothing passed the budget check or every training failed; "
                       f"see {out_dir}/trials.csv.")
         raise typer.Exit(1)
-    eff = (f" (effective α={best['alpha_eff']:.3f} β={best['beta_eff']:.3f} γ={best['gamma_eff']:.3f}, "
-           f"{best['resolution']}px)" if best.get("alpha_eff") is not None else "")
-    std = f" ± {best['accuracy_std']:.4f}" if best.get("accuracy_std") is not None else ""
-    metric = best.get("cost", {}).get("metric", "flops")
-    ratio = best.get("measured_cost_ratio") or best["measured_flops_ratio"]
-    under = f", {best['budget_fit']}" if str(best.get("budget_fit", "")).startswith("under") else ""
-    console.print(f"Best: α={best['alpha']:.4g} β={best['beta']:.4g} γ={best['gamma']:.4g}{eff}, measured "
-                  f"{'FLOP' if metric == 'flops' else metric} ratio {ratio:.3f}{under}, val accuracy "
-                  f"{best['accuracy']:.4f}{std} over {best['seeds']} seed(s)")
-    if best.get("under_budget_candidates"):
-        console.print(f"{best['under_budget_candidates']} trained candidate(s) are under budget: no resolution "
-                      "landed them within the tolerance, so they were trained at the closest size below it "
-                      "(budget_fit in trials.csv)")
-    console.print(f"Verdict: {best['verdict']['text']}")
+    for line in answer_lines(best):
+        console.print(line, markup=False, highlight=False)
     phis = "-3..0" if options["budget"] < 1 else "1..7"  # a step down's family lies below φ = 0
     console.print(f"Wrote {out_dir}/trials.csv and {out_dir}/best.json. Next: scalesearch expand --phi {phis} "
                   f"--from {out_dir}")
@@ -439,6 +458,11 @@ STORAGE = typer.Option(None, "--storage", help="Optuna RDB URL, e.g. postgresql+
                                                "(default: SQLite file in --out).")
 STUDY = typer.Option(None, "--study", help="Study name (default derived from mode and budget).")
 SEED = typer.Option(0, "--seed", help="Seed of the sampler, the data split and training.")
+REFINE = typer.Option(None, "--refine/--no-refine",
+                      help="Decide what φ = 1 leaves open (a winner not separated from the runner-up, an interval "
+                           "over one grid step, resolution alone) at φ = 2: the contenders' points built again at "
+                           "budget², where rounding separates more, and raced there. Default: on a GPU, off on the "
+                           "CPU (a φ = 2 member trains 2-3 times as long).")
 
 
 def _count_option(value: int) -> int:
@@ -495,14 +519,14 @@ def grid(
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
-    latency_batch: Optional[int] = LATENCY_BATCH,
+    latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
     _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
                 device=device, out=out, storage=storage, study=study, seed=seed, family=family,
                 significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads, jobs=jobs,
                 devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
-                latency_device=latency_device, latency_batch=latency_batch)
+                latency_device=latency_device, latency_batch=latency_batch, refine=refine)
 
 
 @app.command()
@@ -518,14 +542,14 @@ def search(
     devices: Optional[str] = DEVICES_OPT,
     jobs_per_device: int = JOBS_PER_DEVICE,
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
-    latency_batch: Optional[int] = LATENCY_BATCH,
+    latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
     _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
                 seeds=seeds, data=data, epochs=epochs, device=device, out=out, storage=storage, study=study,
                 seed=seed, family=family, significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
                 jobs=jobs, devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
-                latency_device=latency_device, latency_batch=latency_batch)
+                latency_device=latency_device, latency_batch=latency_batch, refine=refine)
 
 
 @app.command()

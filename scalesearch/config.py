@@ -70,6 +70,7 @@ class SearchConfig:
     cost: str = "flops"  # the metric the budget holds on (--cost): flops, activations or latency
     latency_device: str = "cpu"  # where --cost latency times the networks
     latency_batch: int | None = None  # None: the proxy's training batch (see latency_batch_default)
+    refine: bool | None = None  # a φ = 2 round for what φ = 1 left open; None: on a GPU only (refines_on)
     command_line: str = ""
 
     def validated(self) -> "SearchConfig":
@@ -142,6 +143,13 @@ class SearchConfig:
     def metric(self) -> CostMetric:
         batch = 1 if self.latency_batch is None else self.latency_batch  # None only where the metric is not latency
         return CostMetric(name=self.cost, latency_device=self.latency_device, latency_batch=batch)
+
+    def refines_on(self, device_type: str) -> bool:
+        """Whether this run refines at φ = 2: as asked, else by default on a GPU only. On 2 CPU cores a φ = 2
+        member trains two to three times as long as a φ = 1 one, and the default grid must stay a few minutes."""
+        if self.mode not in ("grid", "search"):
+            return False
+        return self.refine if self.refine is not None else device_type == "cuda"
 
     def seeds_label(self, proxy) -> str:
         """'auto (up to N)' or the fixed count, as recorded with the study."""

@@ -36,10 +36,17 @@ class ProxyPreset:
         return ScaledDims(depth_mult=self.depth_mult * c.alpha, width_mult=self.width_mult * c.beta,
                           resolution=max(8, int(round(self.resolution * c.gamma))))
 
-    def data_options(self) -> dict:
+    def refine_resolution(self, budget: float) -> int:
+        """The largest input a refinement round (φ = 2, budget²) can ask for: all of budget² in resolution
+        (γ = budget), rounded up to a multiple of 8."""
+        return int(math.ceil(self.resolution * max(1.0, budget) / 8) * 8)
+
+    def data_options(self, *, largest_resolution: int | None = None) -> dict:
         """The sizes `load_data` needs for this preset (image files, and the embedded data's own size and the
-        base resolution its cues follow)."""
-        return {"image_size": self.image_size, "synthetic_sizes": self.synthetic_sizes,
+        base resolution its cues follow). `largest_resolution`: image files are decoded at least that large, so
+        that a larger input gets real pixels (the refinement round's). The embedded data is drawn at about twice
+        its base already: its finest cue is 2 px there, so a larger drawing would add nothing to see."""
+        return {"image_size": max(self.image_size, largest_resolution or 0), "synthetic_sizes": self.synthetic_sizes,
                 "synthetic_image_size": self.synthetic_image_size,
                 "synthetic_base_resolution": self.synthetic_base_resolution}
 
@@ -80,7 +87,7 @@ CPU_PROXY = ProxyPreset(
 GPU_PROXY = ProxyPreset(
     name="gpu", width_mult=1.0, depth_mult=1.0, resolution=72, image_size=112,
     synthetic_sizes=(24000, 4000, 4000), synthetic_image_size=138, synthetic_base_resolution=72,
-    train=TrainConfig(epochs=6, batch_size=512, lr=0.05),
+    train=TrainConfig(epochs=4, batch_size=512, lr=0.05),
     seed_cap=3,
 )
 

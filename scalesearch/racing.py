@@ -132,16 +132,19 @@ class RaceRound:
     set_aside: tuple[Hashable, ...] = ()  # not clearly behind, but beyond max_contenders this round
 
 
-def race(results: Mapping[Hashable, Accuracies], *, cap: int, significance: float = 0.05, z: float = 2.0,
-         first_round: int = 3, max_contenders: int | None = 3) -> RaceRound:
-    """One decision of the race from the completed results (call it when nothing is pending)."""
+def not_clearly_behind(results: Mapping[Hashable, Accuracies], *, significance: float = 0.05, z: float = 2.0,
+                       first_round: int = 3) -> list[Hashable]:
+    """The leader, then every candidate not clearly behind it (the module docstring's rule), best first.
+
+    Racing gives these extra seeds; the refinement round (engine/strategies.py) takes them to φ = 2: the seeds
+    could not tell them from the leader, so they are all still answers."""
     order = ranking(results)
     if not order:
-        return RaceRound(None, (), (), True)
-    leader, rest = order[0], order[1:]
+        return []
+    leader = order[0]
     sigma = pooled_seed_std(results)
-    contenders = [leader]
-    for rank, c in enumerate(rest, start=1):
+    out = [leader]
+    for rank, c in enumerate(order[1:], start=1):
         common = set(results[c]) & set(results[leader])
         if len(common) >= MIN_TEST_SEEDS:
             test = compare_common(results[leader], results[c])
@@ -153,7 +156,17 @@ def race(results: Mapping[Hashable, Accuracies], *, cap: int, significance: floa
         else:
             behind = _mean(results[c]) < _mean(results[leader]) - z * math.sqrt(2) * sigma
         if not behind:
-            contenders.append(c)
+            out.append(c)
+    return out
+
+
+def race(results: Mapping[Hashable, Accuracies], *, cap: int, significance: float = 0.05, z: float = 2.0,
+         first_round: int = 3, max_contenders: int | None = 3) -> RaceRound:
+    """One decision of the race from the completed results (call it when nothing is pending)."""
+    contenders = not_clearly_behind(results, significance=significance, z=z, first_round=first_round)
+    if not contenders:
+        return RaceRound(None, (), (), True)
+    leader = contenders[0]
     set_aside: tuple = ()
     keep = None if max_contenders is None else max(2, max_contenders)  # the runner-up always races
     if keep is not None and len(contenders) > keep:

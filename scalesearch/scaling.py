@@ -111,6 +111,17 @@ def nominal_gamma(alpha: float, beta: float, budget: float, law: ScalingLaw = FL
     return max(1.0, gamma) if budget >= 1 else min(1.0, gamma)
 
 
+def coefficients_from_intervals(alpha_range: tuple[float, float], beta_range: tuple[float, float], budget: float,
+                                law: ScalingLaw = FLOPS_LAW) -> Coefficients:
+    """One point of a network's interval (engine/networks.py, POINT_RULE): α and β at the geometric centre of
+    their intervals, γ solved from the law so that the three obey it exactly (as a grid point's γ is: kept at 1
+    where α and β alone would overspend). The centre, not an end: any value in the interval trained the same
+    network, so the evidence favours none of them."""
+    alpha = math.sqrt(alpha_range[0] * alpha_range[1])
+    beta = math.sqrt(beta_range[0] * beta_range[1])
+    return Coefficients(alpha, beta, nominal_gamma(alpha, beta, budget, law))
+
+
 def coefficients_from_simplex(s1: float, s2: float, budget: float, law: ScalingLaw = FLOPS_LAW) -> Coefficients:
     """Map (s1, s2) in [0, 1]² onto coefficients whose law factor (α·β²·γ² for FLOPs) equals the budget exactly.
 

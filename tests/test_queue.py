@@ -15,7 +15,8 @@ from scalesearch.config import SearchConfig
 from scalesearch.scaling import grid_candidates
 from scalesearch.engine import queue
 from scalesearch.racing import MIN_TEST_SEEDS
-from scalesearch.engine.results import candidate_records, final_verdict
+from scalesearch.engine.networks import decide, group_networks
+from scalesearch.engine.results import candidate_records
 from scalesearch.engine.run import Worker, _mark_alive, make_sampler
 from scalesearch.engine.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, SQLITE_LOCK_TIMEOUT, open_storage
 
@@ -154,7 +155,8 @@ class FakeExperiment:
         self.on_evaluate = on_evaluate
         self.calls = []
 
-    def evaluate(self, trial, c, seed):
+    def evaluate(self, trial, member, seed):
+        c = member.coefficients
         self.calls.append((round(c.alpha, 6), round(c.beta, 6), seed))
         trial.set_user_attr("flops", 1)
         if self.on_evaluate is not None:
@@ -250,8 +252,8 @@ def test_racing_gives_extra_seeds_only_to_contenders_and_ends(study, tmp_path):
     assert per_candidate[(1.2, 1.0)] == per_candidate[(1.2, 1.1)] == MIN_TEST_SEEDS
     assert max(per_candidate.values()) == MIN_TEST_SEEDS and min(per_candidate.values()) == 1
     assert sum(n > 1 for n in per_candidate.values()) < len(per_candidate)  # the rest kept one seed
-    records = candidate_records(study.get_trials(), 2.0)
-    best, verdict = final_verdict(records, 0.05)
+    answer = decide(group_networks(candidate_records(study.get_trials(), 2.0)), budget=2.0)
+    best, verdict = answer.winner.rep, answer.verdict
     assert (best.alpha, best.beta) == (1.2, 1.0) and verdict.separated and verdict.test.df == MIN_TEST_SEEDS - 1
 
 
@@ -260,11 +262,13 @@ def test_grid_points_built_into_one_network_report_that_networks_seeds(study, tm
     cfg = grid_config(tmp_path, seeds="auto")
 
     class TwinExperiment(FakeExperiment):
-        def evaluate(self, trial, c, seed):
+        def evaluate(self, trial, member, seed):
             # α 1.2 and 1.3 (β 1.0) round to one network: the same numbers on every seed, as reuse gives.
+            c = member.coefficients
             alpha = 1.2 if round(c.alpha, 6) in (1.2, 1.3) and round(c.beta, 6) == 1.0 else c.alpha
             trial.set_user_attr("network", f"{alpha:.2f}/{c.beta:.2f}")
-            return super().evaluate(trial, SimpleNamespace(alpha=alpha, beta=c.beta), seed)
+            return super().evaluate(trial, SimpleNamespace(coefficients=SimpleNamespace(alpha=alpha, beta=c.beta)),
+                                    seed)
 
     run_worker(cfg, TwinExperiment(seed_cap=4), study)
     records = {(round(r.alpha, 6), round(r.beta, 6)): r for r in candidate_records(study.get_trials(), 2.0)}

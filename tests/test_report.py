@@ -63,27 +63,42 @@ def _report_json(cli, run_dir):
     return json.loads(out)
 
 
+def storage_networks(points):
+    """Trained points grouped by the network their first trial recorded: what the ranking must list, one each."""
+    out = {}
+    for key, p in sorted(points.items(), key=lambda kv: kv[1]["trials"][0].number):
+        if p["seeds"]:
+            out.setdefault(p["trials"][0].user_attrs["network"], []).append((key, p))
+    return out
+
+
 def test_json_numbers_are_the_storages(cli, run_dir, storage_view):
     _, points = storage_view
     report = _report_json(cli, run_dir)
-    listed = report["ranking"] + report["not_trained"]
-    assert len(listed) == len(points)
-    for cand in listed:
-        point = points[(cand["alpha"], cand["beta"])]
-        first = point["trials"][0]
-        assert cand["trial"] == first.number
+    networks = storage_networks(points)
+    # One row per distinct network, not per grid point: the points that build it are listed with it.
+    assert len(report["ranking"]) == len(networks) < len([p for p in points.values() if p["seeds"]])
+    untrained = [k for k, p in points.items() if not p["seeds"]]
+    assert len(report["not_trained"]) == len(untrained)
+    for cand in report["ranking"]:
+        members = next(m for m in networks.values() if m[0][1]["trials"][0].number == cand["trial"])
+        first = members[0][1]["trials"][0]
+        assert cand["trials"] == [p["trials"][0].number for _, p in members] and cand["points"] == len(members)
+        assert cand["alpha_range"] == [min(k[0] for k, _ in members), max(k[0] for k, _ in members)]
+        assert cand["beta_range"] == [min(k[1] for k, _ in members), max(k[1] for k, _ in members)]
         for key in ("flops", "flops_ratio", "params", "resolution", "depth_mult", "width_mult", "alpha_eff",
                     "beta_eff", "gamma_eff"):
             assert cand[key] == first.user_attrs[key], key
-        if cand in report["not_trained"]:
-            assert point["seeds"] == {} and cand["accuracy"] is None
-            assert cand["reason"] == first.user_attrs["reason"]
-            continue
-        values = point["seeds"]
+        values = members[0][1]["seeds"]
+        assert all(p["seeds"] == values for _, p in members)  # twins reuse the network's results
         assert {int(s): a for s, a in cand["seed_accuracies"].items()} == values
         assert cand["seeds"] == len(values) == 2
         assert cand["accuracy"] == pytest.approx(float(np.mean(list(values.values()))), rel=1e-12)
         assert cand["accuracy_std"] == pytest.approx(float(np.std(list(values.values()), ddof=1)), abs=1e-12)
+    for cand in report["not_trained"]:
+        point = points[(cand["alpha"], cand["beta"])]
+        assert point["seeds"] == {} and cand["accuracy"] is None
+        assert cand["reason"] == point["trials"][0].user_attrs["reason"]
     # The rejected point is listed as such, with the reason the trial recorded.
     rejected = [c for c in report["not_trained"] if c["state"] == "rejected"]
     assert len(rejected) == 4 and all("over the --max-params cap of 300,000" in c["reason"] for c in rejected)
@@ -98,19 +113,28 @@ def test_winner_and_verdict_follow_from_the_storage(cli, run_dir, storage_view):
     _, points = storage_view
     report = _report_json(cli, run_dir)
     w = report["winner"]
-    means = {k: statistics.fmean(p["seeds"].values()) for k, p in points.items() if p["seeds"]}
+    networks = storage_networks(points)
+    means = {net: statistics.fmean(m[0][1]["seeds"].values()) for net, m in networks.items()}
     assert w["accuracy"] == pytest.approx(max(means.values()), rel=1e-12)
     assert report["ranking"][0]["trial"] == w["trial"] and report["ranking"][0]["rank"] == 1
     # Ranks follow mean accuracy.
     accs = [c["accuracy"] for c in report["ranking"]]
     assert accs == sorted(accs, reverse=True)
+    # The winner's interval is its network's grid points; the reported point is its centre, on the budget law.
+    winner_net = next(net for net, m in networks.items() if m[0][1]["trials"][0].number == w["trial"])
+    keys = [k for k, _ in networks[winner_net]]
+    assert w["alpha_range"] == [min(a for a, _ in keys), max(a for a, _ in keys)]
+    assert w["beta_range"] == [min(b for _, b in keys), max(b for _, b in keys)]
+    assert w["alpha"] == pytest.approx((w["alpha_range"][0] * w["alpha_range"][1]) ** 0.5)
+    assert w["alpha"] * w["beta"] ** 2 * w["gamma"] ** 2 == pytest.approx(2.0)
+    assert w["decided_at_phi"] == 1 and w["networks"] == len({p["trials"][0].user_attrs["network"]
+                                                              for p in points.values()})
     # The runner-up is the best *other network*, and the p-value is scipy's on their paired seeds.
     c = w["comparison"]
-    winner_net = points[(w["alpha"], w["beta"])]["trials"][0].user_attrs["network"]
-    others = [m for k, m in means.items() if points[k]["trials"][0].user_attrs["network"] != winner_net]
+    others = [m for net, m in means.items() if net != winner_net]
     assert c["runner_up_accuracy"] == pytest.approx(max(others), rel=1e-12)
     runner = points[(c["runner_up"]["alpha"], c["runner_up"]["beta"])]["seeds"]
-    mine = points[(w["alpha"], w["beta"])]["seeds"]
+    mine = networks[winner_net][0][1]["seeds"]
     ref = stats.ttest_rel([mine[s] for s in sorted(mine)], [runner[s] for s in sorted(mine)], alternative="greater")
     test = w["verdict"]["test"]
     if np.isnan(ref.pvalue):
@@ -118,9 +142,10 @@ def test_winner_and_verdict_follow_from_the_storage(cli, run_dir, storage_view):
     else:
         assert test["p_value"] == pytest.approx(ref.pvalue) and test["df"] == 1
     assert w["verdict"]["separated"] is False  # two seeds never separate (a verdict needs 3)
+    assert w["unseparated"] and w["unseparated"][0]["network"] == c["runner_up_network"]  # named, not hidden
     # What best.json says agrees with the storage.
     best = json.loads((run_dir / "best.json").read_text())
-    assert (best["trial"], best["accuracy"]) == (w["trial"], w["accuracy"])
+    assert (best["trial"], best["accuracy"], best["alpha_range"]) == (w["trial"], w["accuracy"], w["alpha_range"])
     assert report["provenance"]["data"]["fingerprint"] == best["provenance"]["data"]["fingerprint"]
     assert "multiply-adds" in report["flop_convention"]
     # compare.json, written by `scalesearch compare`, is included with its verdicts.
@@ -134,14 +159,20 @@ def test_csv_numbers_are_the_storages(cli, run_dir, storage_view, tmp_path):
     code, stdout, err = cli("report", "--from", run_dir, "--out", out, "--no-figures")  # csv from the suffix
     assert code == 0 and stdout == "", err
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(rows) == len(points)
-    assert rows[0]["rank"] == "1"
+    networks = storage_networks(points)
+    ranked = [r for r in rows if r["rank"]]
+    assert len(ranked) == len(networks) and ranked[0]["rank"] == "1"
+    assert len(rows) == len(networks) + len([p for p in points.values() if not p["seeds"]])
     for row in rows:
         point = points[(float(row["alpha"]), float(row["beta"]))]
         assert int(row["trial"]) == point["trials"][0].number
         assert float(row["flops_ratio"]) == point["trials"][0].user_attrs["flops_ratio"]
         assert int(row["flops"]) == point["trials"][0].user_attrs["flops"]
         if row["state"] == "complete":
+            members = networks[point["trials"][0].user_attrs["network"]]
+            assert row["trials"].split() == [str(p["trials"][0].number) for _, p in members]
+            assert float(row["alpha_range_low"]) == min(k[0] for k, _ in members)
+            assert float(row["beta_range_high"]) == max(k[1] for k, _ in members)
             # Full precision: the CSV's text parses back to the study's very floats.
             assert float(row["accuracy"]) == statistics.fmean(point["seeds"].values())
             pairs = dict(p.split(":") for p in row["seed_accuracies"].split())
@@ -167,7 +198,7 @@ def test_human_formats_name_the_winner_and_the_rejected(cli, run_dir, tmp_path):
     w, reason = report["winner"], report["not_trained"][0]["reason"]
     code, md, err = cli("report", "--from", run_dir)  # md on stdout, figures into the run directory
     assert code == 0, err
-    assert md.startswith("# scalesearch report") and f"Winner: trial {w['trial']}" in md
+    assert md.startswith("# scalesearch report") and f"Winner: network {w['network']}" in md
     assert reason in md and w["verdict"]["text"].split(":")[0] in md
     assert "tiny\\_\\<i\\>%\\#\\&$~^" in md  # the data name, escaped for Markdown
     assert (run_dir / "report-accuracy-vs-flops.png").is_file() and (run_dir / "report-alpha-beta.pdf").is_file()
@@ -180,7 +211,7 @@ def test_human_formats_name_the_winner_and_the_rejected(cli, run_dir, tmp_path):
     parser = _Text()
     parser.feed(text)
     words = "".join(parser.text)
-    assert f"Winner: trial {w['trial']}" in words and reason in words and f"{DATA_NAME}" in words
+    assert f"Winner: network {w['network']}" in words and reason in words and f"{DATA_NAME}" in words
     assert "<i>" not in text  # the data name's markup is escaped, never live
     assert "i" not in parser.tags
     # Self-contained: figures embedded, nothing loaded from elsewhere.
@@ -190,7 +221,8 @@ def test_human_formats_name_the_winner_and_the_rejected(cli, run_dir, tmp_path):
 
     code, tex, err = cli("report", "--from", run_dir, "--format", "latex", "--no-figures")
     assert code == 0, err
-    assert rf"Winner: trial {w['trial']}" in tex and "max-params cap of 300,000" in tex
+    assert rf"Winner: network {w['network']}" in tex and "max-params cap of 300,000" in tex
+    assert "Not separated" in md and "Not separated" in words and "Not separated" in tex
     assert "under budget (1.7" in md and "under budget (1.7" in words  # the marked points, in every format
     assert r"\dag{}" in tex
     assert r"\toprule" in tex and "multiply-adds" in tex and r"tiny\_\textless{}i\textgreater{}\%\#\&\$" in tex
@@ -243,7 +275,14 @@ def test_figures_show_what_the_storage_holds(run_dir, storage_view, tmp_path):
     trained = {k for k, p in points.items() if p["seeds"]}
     assert set(plane.points["trained"]) == trained
     w = report.winner
-    assert plane.points["winner"] == [(w["alpha"], w["beta"])] and plane.points["paper"] == [(1.2, 1.1)]
+    assert plane.points["winner"] == [pytest.approx((w["alpha"], w["beta"]))] and plane.points["paper"] == [(1.2, 1.1)]
+    assert plane.points["winner_interval"] == [(*w["alpha_range"], *w["beta_range"])]
+    built = {}
+    for k, p in points.items():
+        built.setdefault(p["trials"][0].user_attrs["network"], []).append(k)
+    boxed = sorted((min(a for a, _ in ks), max(a for a, _ in ks), min(b for _, b in ks), max(b for _, b in ks))
+                   for ks in built.values() if len(ks) > 1)
+    assert sorted(box[1:] for box in plane.points["networks"]) == boxed  # every network of several points, boxed
     # Accuracy vs FLOPs: one point per distinct network, at its measured multiply-adds and mean accuracy.
     networks = {}
     for k in trained:
@@ -251,7 +290,7 @@ def test_figures_show_what_the_storage_holds(run_dir, storage_view, tmp_path):
         networks.setdefault(t.user_attrs["network"], (t.user_attrs["flops"] / 1e6,
                                                       100 * statistics.fmean(points[k]["seeds"].values())))
     assert sorted(acc.points["candidates"]) == [pytest.approx(p) for p in sorted(networks.values())]
-    winner_trial = points[(w["alpha"], w["beta"])]["trials"][0]
+    winner_trial = next(p for p in points.values() if p["trials"][0].number == w["trial"])["trials"][0]
     assert acc.points["winner"] == [pytest.approx((winner_trial.user_attrs["flops"] / 1e6, 100 * w["accuracy"]))]
     front = acc.points["pareto"]
     assert [y for _, y in front] == sorted(y for _, y in front)  # a front never drops

@@ -14,7 +14,7 @@ import torch
 from scalesearch.config import SearchConfig
 from scalesearch.cost import measure_cost
 from scalesearch.data import load_data, synthetic_data
-from scalesearch.engine.objective import Experiment
+from scalesearch.engine.objective import Experiment, Member
 from scalesearch.scaling import Coefficients
 from scalesearch.train import SplitsCache, to_device
 
@@ -62,7 +62,8 @@ def test_matching_candidates_in_parallel_gives_what_matching_them_one_by_one_giv
     cfg = SearchConfig(mode="grid", budget=2.0, data="synthetic", device="cpu", out=tmp_path).validated()
     parallel = Experiment.prepare(cfg)
     serial = Experiment.prepare(cfg)
-    points = [Coefficients(1.0, 1.1, 1.2), Coefficients(1.2, 1.05, 1.1), Coefficients(1.35, 1.0, 1.05)]
+    points = [Member(Coefficients(1.0, 1.1, 1.2)), Member(Coefficients(1.2, 1.05, 1.1)),
+              Member(Coefficients(1.35, 1.0, 1.05), phi=2)]
     assert parallel.premeasure(points, processes=2) == 3
     for c in points:
         assert parallel.candidate(c) == serial.candidate(c)

@@ -60,13 +60,13 @@ def describe(ref, *, width_mult, depth_mult, resolution=32):
 def test_network_names_what_was_built(tmp_path):
     ref = write(tmp_path, MODEL)
     same = describe(ref, width_mult=1.0, depth_mult=1.0), describe(ref, width_mult=1.2, depth_mult=1.0)
-    assert same[0].network == same[1].network  # 8·1.2 and 16·1.2 round back to 8 and 16 channels
-    assert same[0].network.startswith("user net.py:build 3 weight layers sha256:") and \
-        same[0].network.endswith(" at 32px")
+    assert same[0].architecture == same[1].architecture  # 8·1.2 and 16·1.2 round back to 8 and 16 channels
+    assert same[0].architecture.startswith("user net.py:build 3 weight layers sha256:") and \
+        same[0].architecture.endswith(" at 32px")
     wider = describe(ref, width_mult=1.5, depth_mult=1.0)  # 16·1.5 = 24 channels in the second stage
     deeper = describe(ref, width_mult=1.0, depth_mult=1.5)  # two convolutions per stage
     larger = describe(ref, width_mult=1.0, depth_mult=1.0, resolution=40)
-    assert len({same[0].network, wider.network, deeper.network, larger.network}) == 4
+    assert len({same[0].architecture, wider.architecture, deeper.architecture, larger.architecture}) == 4
 
     # The identity is the module tree, not the file: the same code elsewhere (another source hash) builds the
     # same structure; a changed kernel (same channels, same layer count) is another network.
@@ -140,6 +140,41 @@ def test_grid_reuses_a_twin_and_records_estimates(cli, tmp_path, tiny_npz):
         assert float(r["gamma_eff"]) == pytest.approx(int(r["resolution"]) / 32)
     best = json.loads((out / "best.json").read_text())
     assert best["alpha_eff"] is not None and best["beta_eff"] is not None
+    # Networks, not labels: every point's id follows the module-tree digest it built, and the winner's interval
+    # is the nominal α and β of the points with its id.
+    every = list(csv.DictReader((out / "trials.csv").open()))
+    by_digest = {}
+    for r in every:
+        assert r["architecture"].startswith("user ") and "sha256:" in r["architecture"]
+        by_digest.setdefault(r["architecture"], set()).add(r["network"])
+    assert all(len(ids) == 1 for ids in by_digest.values())
+    assert len({r["network"] for r in every}) == len(by_digest) < len(every)
+    mine = [r for r in every if r["network"] == best["network"]]
+    assert best["alpha_range"] == [min(float(r["alpha"]) for r in mine), max(float(r["alpha"]) for r in mine)]
+    assert best["beta_range"] == [min(float(r["beta"]) for r in mine), max(float(r["beta"]) for r in mine)]
+
+
+def test_refinement_on_a_user_network_splits_its_points_by_their_phi_2_module_trees(cli, tmp_path, tiny_npz):
+    """With two convolutions per unit of depth, α 1.2 and 1.4 build one network at φ = 1 (three per stage); at
+    φ = 2 (α² = 1.44, 1.96: three and four) they build two, told apart by the module tree as any network is."""
+    model = MODEL.replace("for base in (8, 16)", "for base in (16, 32)").replace("math.ceil(depth_mult - 1e-9)",
+                                                                               "math.ceil(2 * depth_mult - 1e-9)")
+    ref, out = write(tmp_path, model), tmp_path / "run"
+    code, _, err = cli("grid", "--budget", "2x", "--family", ref, "--data", tiny_npz, "--epochs", "1", "--seeds", "1",
+                       "--step", "0.2", "--tolerance", "0.25", "--out", out, "--refine")
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    refined = [r for r in rows if r["phi"] == "2"]
+    assert refined and all(r["state"] in ("complete", "rejected") for r in refined)
+    for r in refined:  # a φ = 2 point is a network of its own id, apart from every φ = 1 one
+        assert r["network"] not in {x["network"] for x in rows if x["phi"] == "1"}
+    deep = [r for r in rows if r["phi"] == "1" and float(r["alpha"]) > 1]
+    assert len(deep) == 2 and deep[0]["network"] == deep[1]["network"]
+    # One seed separates nothing, so both φ = 1 networks go on; at φ = 2 the deep one's two points split.
+    assert len(refined) == 3 and len({r["network"] for r in refined if float(r["alpha"]) > 1}) == 2
+    best = json.loads((out / "best.json").read_text())
+    assert best["refinement"]["ran"] and best["decided_at_phi"] == 2
+    assert best["network"] in {r["network"] for r in refined}
 
 
 def expand_vgg(cli, *extra):

@@ -68,7 +68,7 @@ class CompareExperiment(Experiment):
         ident = super().identity()
         c = self.setup.compound
         # The arms as built: a study must not mix results of differently defined arms.
-        arms = [f"{a.name}: {a.built.network or (a.built.depth_mult, a.built.width_mult, a.built.resolution)}"
+        arms = [f"{a.name}: {a.built.architecture or (a.built.depth_mult, a.built.width_mult, a.built.resolution)}"
                 for a in self.arms]
         return {**ident, "compound": [c.alpha, c.beta, c.gamma], "phi": self.setup.phi,
                 "seeds": list(self.setup.seeds), "arms": arms}

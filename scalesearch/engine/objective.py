@@ -22,7 +22,7 @@ def record_network(trial: optuna.Trial, m: MatchedCandidate) -> None:
     """What was built and what it costs, on the trial (trials.csv and reports read these)."""
     for key, value in dict(alpha_eff=m.alpha_eff, beta_eff=m.beta_eff, gamma_eff=m.gamma_eff,
                            depth_mult=m.depth_mult, width_mult=m.width_mult, resolution=m.resolution,
-                           flops=m.flops, flops_ratio=m.flops_ratio, params=m.params, network=m.network,
+                           flops=m.flops, flops_ratio=m.flops_ratio, params=m.params, network=m.architecture,
                            activations=m.activations, cost_ratio=m.cost_ratio).items():
         trial.set_user_attr(key, value)
     if m.latency_ms is not None:
@@ -84,6 +84,20 @@ def _reject(trial: optuna.Trial, reason: str) -> None:
     raise optuna.TrialPruned(reason)
 
 
+@dataclass(frozen=True)
+class Member:
+    """What a grid or sampler trial builds: the proxy scaled by (α, β, γ)^φ at budget^φ. φ = 1 is the search
+    itself; φ = 2 is the refinement round, where rounding separates points that built one network at φ = 1."""
+
+    coefficients: Coefficients
+    phi: int = 1
+
+    @property
+    def key(self) -> tuple:
+        c = self.coefficients
+        return (c.alpha, c.beta, c.gamma, self.phi)
+
+
 class CandidateFailed(Exception):
     """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
 
@@ -99,6 +113,7 @@ class Experiment:
     reference: Reference  # the φ = 0 proxy as measured, and the metric the budget holds on
     fingerprint: str  # of the data, computed once
     notes: list[str] = field(default_factory=list)  # what preparation found, said once the study has opened
+    refine: bool = False  # a φ = 2 round decides what φ = 1 left open (strategies.py); --refine/--no-refine
     _candidates: dict = field(default_factory=dict)
     _splits: object = None  # SplitsCache, made on first use
 
@@ -114,6 +129,7 @@ class Experiment:
         device = resolve_device(config.device)
         proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \
             .for_budget(config.budget)
+        refine = config.refines_on(device.type)
         if config.max_params is not None and not get_family(config.family).is_user:
             # Before the data are read: with one class the proxy has the fewest parameters it can have.
             least = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
@@ -122,11 +138,16 @@ class Experiment:
                 raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own parameters (at "
                                 f"least {least:,}, with one class; width {proxy.width_mult:g}, depth "
                                 f"{proxy.depth_mult:g}): no candidate could be trained; raise the cap")
-        data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(), **config.data_options())
+        largest = proxy.refine_resolution(config.budget) if refine else None  # image files decoded that large
+        data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(largest_resolution=largest),
+                         **config.data_options())
         from .strategies import STRATEGIES
 
-        probe_family(get_family(config.family), multipliers=STRATEGIES[config.mode].extreme_multipliers(config, proxy),
-                     resolution=proxy.resolution, num_classes=data.num_classes)
+        multipliers = STRATEGIES[config.mode].extreme_multipliers(config, proxy)
+        if refine:  # the φ = 2 member of the largest: each multiplier's step taken twice
+            multipliers += [(d * d / proxy.depth_mult, w * w / proxy.width_mult) for d, w in multipliers[1:]]
+        probe_family(get_family(config.family), multipliers=multipliers, resolution=proxy.resolution,
+                     num_classes=data.num_classes)
         base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                             resolution=proxy.resolution, num_classes=data.num_classes)
         if config.max_params is not None and base.params > config.max_params:
@@ -148,7 +169,13 @@ class Experiment:
                  + f"; {proxy.train.epochs} epochs, seeds {config.seeds_label(proxy)} per candidate on {device.type}",
                  f"budget: {config.budget_label} the proxy's {config.metric.label}, ±{config.tolerance:.0%}; "
                  f"nominal γ from {config.metric.law.text} = {config.budget:g}"]
-        return cls(config, proxy, data, device, reference, fingerprint, notes)
+        if config.mode in ("grid", "search"):
+            notes.append(f"refinement {'on' if refine else 'off'}"
+                         + (" (--refine): what φ = 1 leaves open is decided by the φ = 2 members, at "
+                            f"{config.budget_label}² (images up to {largest} px)" if refine else
+                            f" ({'--no-refine' if config.refine is False else 'the CPU default'}): the answer is "
+                            "decided at φ = 1"))
+        return cls(config, proxy, data, device, reference, fingerprint, notes, refine=refine)
 
     def identity(self) -> dict:
         """What a resumed study must have been run with: anything that changes what a trial measures (the
@@ -158,29 +185,47 @@ class Experiment:
             "budget": cfg.budget, "tolerance": cfg.tolerance, **cfg.metric.identity(),
             **({"max_params": cfg.max_params} if cfg.max_params is not None else {}),
             "family": cfg.family, **_family_source(cfg.family), "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
+            **({"refine": True} if self.refine else {}),
             "epochs": proxy.train.epochs, "data": self.fingerprint,
             "proxy": f"{proxy.name} (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
                      f"{proxy.resolution}px, batch {proxy.train.batch_size}, lr {proxy.train.lr:g})",
         }
 
-    def _matching(self, c: Coefficients) -> dict:
-        """build_matched's arguments for candidate `c`."""
-        dims = self.proxy.scaled(c)
+    def _matching(self, member: Member) -> dict:
+        """build_matched's arguments for `member`."""
+        c, phi = member.coefficients, member.phi
+        dims = self.proxy.scaled(Coefficients(c.alpha**phi, c.beta**phi, c.gamma**phi))
         return dict(ref=self.reference, depth_mult=dims.depth_mult, width_mult=dims.width_mult,
-                    target_ratio=self.config.budget, start_resolution=dims.resolution,
+                    target_ratio=self.config.budget**phi, start_resolution=dims.resolution,
                     tolerance=self.config.tolerance,
                     highest=resolution_cap(self.config.metric, self.proxy.resolution))
 
-    def candidate(self, c: Coefficients) -> MatchedCandidate:
-        """The proxy scaled by (α, β), at the resolution whose measured cost is nearest the budget (or the
+    def candidate(self, member: Member) -> MatchedCandidate:
+        """The proxy scaled by (α, β)^φ, at the resolution whose measured cost is nearest budget^φ (or the
         closest below it, where none lands inside the tolerance)."""
-        key = (c.alpha, c.beta, c.gamma)
-        if key not in self._candidates:
-            self._candidates[key] = build_matched(**self._matching(c))
-        return self._candidates[key]
+        if member.key not in self._candidates:
+            self._candidates[member.key] = build_matched(**self._matching(member))
+        return self._candidates[member.key]
 
-    def premeasure(self, coefficients: list[Coefficients], *, processes: int) -> int:
-        """Budget-match `coefficients` in `processes` processes at once, before the first trial; returns how
+    def structure_key(self, member: Member) -> tuple:
+        """What `member` builds before its resolution is matched (blocks and channels, or a user module tree's
+        digest): points with equal keys are matched to one size and are one network. Cheap (no FLOP count), so
+        a grid can say how many networks its points build before anything trains."""
+        from ..families import get_family
+        from ..families.structure import built_structure
+
+        dims = self._matching(member)
+        depth, width = dims["depth_mult"], dims["width_mult"]
+        shape_of = get_family(self.config.family).built_shape
+        if shape_of is not None:
+            shape = shape_of(width_mult=width, depth_mult=depth)
+            return member.phi, tuple(shape.repeats), tuple(shape.widths)
+        built = built_structure(self.config.family, depth_mult=depth, width_mult=width,
+                                num_classes=self.reference.num_classes, probe_resolution=self.reference.resolution)
+        return member.phi, built.digest
+
+    def premeasure(self, members: list[Member], *, processes: int) -> int:
+        """Budget-match `members` in `processes` processes at once, before the first trial; returns how
         many were matched here.
 
         Only worth it where the host's cores would otherwise idle while a GPU trains: matching a candidate
@@ -190,7 +235,7 @@ class Experiment:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
-        todo = [c for c in coefficients if (c.alpha, c.beta, c.gamma) not in self._candidates]
+        todo = [m for m in members if m.key not in self._candidates]
         if processes < 2 or len(todo) < 2:
             return 0
         from concurrent.futures.process import BrokenProcessPool
@@ -199,9 +244,9 @@ class Experiment:
                                    initializer=_measuring_process)
         try:
             with interruptible(), _main_not_reimported():
-                futures = [pool.submit(build_matched, **self._matching(c)) for c in todo]
-                for c, future in zip(todo, futures):
-                    self._candidates[(c.alpha, c.beta, c.gamma)] = future.result()
+                futures = [pool.submit(build_matched, **self._matching(m)) for m in todo]
+                for m, future in zip(todo, futures):
+                    self._candidates[m.key] = future.result()
         except BrokenProcessPool as exc:  # matched one at a time instead, as on the CPU
             log.warning("parallel budget matching failed (%s); matching each candidate when its trial comes", exc)
             return 0
@@ -252,30 +297,33 @@ class Experiment:
             self._splits = SplitsCache(self.data, self.device)
         return self._splits.get(resolution)
 
-    def evaluate(self, trial: optuna.Trial, c: Coefficients, seed_index: int) -> float:
+    def evaluate(self, trial: optuna.Trial, member: Member, seed_index: int) -> float:
         """Measure, budget-check and train one seed. Raises TrialPruned (rejected/pruned) or CandidateFailed."""
         import time
 
-        cfg = self.config
+        cfg, c = self.config, member.coefficients
+        target = cfg.budget**member.phi
         started = time.perf_counter()
         with interruptible():  # measuring FLOPs touches no storage: Ctrl-C may stop it at once
-            m = self.candidate(c)
+            m = self.candidate(member)
         trial.set_user_attr("measure_seconds", round(time.perf_counter() - started, 3))
         for key, value in dict(alpha=c.alpha, beta=c.beta, gamma=c.gamma).items():
             trial.set_user_attr(key, value)
+        if member.phi != 1:
+            trial.set_user_attr("phi", member.phi)
         record_network(trial, m)
         # build_matched moved a network that cannot land inside the band below it (under_budget, recorded above);
         # only one over the band at every size is left here.
-        if m.cost_ratio > cfg.budget * (1 + cfg.tolerance):
-            reason = (f"rejected: over {cfg.budget:g}x ±{cfg.tolerance:.0%} at every resolution (no size brings the "
+        if m.cost_ratio > target * (1 + cfg.tolerance):
+            reason = (f"rejected: over {target:g}x ±{cfg.tolerance:.0%} at every resolution (no size brings the "
                       f"rounded network within the tolerance or below it); the closest is {m.resolution}px at a "
                       f"measured {cfg.metric.name} ratio of {m.cost_ratio:.3f}")
             _reject(trial, reason)
         if cfg.max_params is not None and m.params > cfg.max_params:
             _reject(trial, f"rejected: {m.params:,} parameters, over the --max-params cap of {cfg.max_params:,}")
 
-        self._wait_for_running_twin(trial, m.network, seed_index)
-        twin = self._trained_twin(trial, m.network, seed_index)
+        self._wait_for_running_twin(trial, m.architecture, seed_index)
+        twin = self._trained_twin(trial, m.architecture, seed_index)
         if twin is not None:
             # Rounding can build the very same network from two grid points; with the same seed it trains
             # to the same numbers (training is deterministic per seed), so the result is reused, not redone.

@@ -15,19 +15,17 @@ from typing import Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
-from ..metrics import FLOPS
-from ..racing import Verdict, verdict
 from ..scaling import FLOPS_LAW, Coefficients, ScalingLaw, coefficients_from_simplex, nominal_gamma
 from .queue import ItemStatus, item_statuses, params_of
 
 #: trials.csv columns, in order (the interface contract, plus effective coefficients and test accuracy).
-TRIAL_COLUMNS = ("trial", "state", "alpha", "beta", "gamma", "alpha_eff", "beta_eff", "gamma_eff", "depth_mult",
+TRIAL_COLUMNS = ("trial", "state", "network", "phi", "alpha", "beta", "gamma", "alpha_eff", "beta_eff", "gamma_eff", "depth_mult",
                  "width_mult", "resolution", "flops", "flops_ratio", "params", "activations", "latency_ms",
                  "cost_ratio", "budget_fit", "accuracy", "accuracy_std", "seeds", "seed_accuracies",
-                 "test_accuracy", "seconds", "train_seconds", "warmup_seconds", "wall_seconds", "reason")
+                 "test_accuracy", "seconds", "train_seconds", "warmup_seconds", "wall_seconds", "reason", "architecture")
 
 _MEASURED = ("alpha_eff", "beta_eff", "gamma_eff", "depth_mult", "width_mult", "resolution", "flops",
-             "flops_ratio", "params", "network", "activations", "latency_ms", "latency_spread", "cost_ratio")
+             "flops_ratio", "params", "activations", "latency_ms", "latency_spread", "cost_ratio")
 
 
 class SeedSummary:
@@ -77,7 +75,9 @@ class CandidateRecord(SeedSummary):
     latency_spread: float | None = None
     cost_ratio: float | None = None  # measured cost / the proxy's, in the budget's metric
     budget_fit: str = ""  # "at budget", "under budget (1.71x)" or "over budget" (rejected); "" before measuring
-    network: str | None = None  # the architecture as built; candidates with equal strings are one experiment
+    phi: int = 1  # the compound coefficient the point was built at (2: the refinement round's members)
+    architecture: str | None = None  # the network as built (the trial's `network` attribute); equal: one network
+    network: str | None = None  # the id (N1, N2, ...) every point that builds this architecture at this φ shares
     seed_accuracies: dict[int, float] = field(default_factory=dict)  # full precision, by seed index
     test_accuracies: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0  # in the training call (build, warm-up, steps, evaluation), summed over seeds
@@ -133,19 +133,29 @@ def candidate_records(trials: Sequence[FrozenTrial], budget: float, *,
     records = []
     for cand, items in by_candidate.items():
         first = first_trial[cand]
-        c = coefficients_from_params(params_of(first), budget, law=law)
-        rec = CandidateRecord(first.number, "waiting", c.alpha, c.beta, c.gamma, cand)
+        params = params_of(first)
+        c = coefficients_from_params(params, budget, law=law)
+        rec = CandidateRecord(first.number, "waiting", c.alpha, c.beta, c.gamma, cand, phi=int(params.get("phi", 1)))
         _fill(rec, items, trials)
         records.append(rec)
     records.sort(key=lambda r: r.trial)
+    _name_networks(records)
     _share_network_results(records)
     return records
+
+
+def _name_networks(records: Sequence[CandidateRecord]) -> None:
+    """N1, N2, ...: one id per (φ, architecture), numbered in order of the first point that built it."""
+    ids: dict[tuple, str] = {}
+    for r in records:  # in trial order
+        if r.architecture is not None:
+            r.network = ids.setdefault((r.phi, r.architecture), f"N{len(ids) + 1}")
 
 
 def _share_network_results(records: Sequence[CandidateRecord]) -> None:
     """Grid points that rounding built into one network show that network's seeds, all of them.
 
-    Only the first grid point of a network races (see race_results); without this its twins would keep
+    Only the first grid point of a network races (engine/networks.py); without this its twins would keep
     the one seed they reused and trials.csv would list one network under two different accuracies.
     """
     first: dict[str, CandidateRecord] = {}
@@ -171,6 +181,7 @@ def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[Frozen
     if measured is not None:
         for name in _MEASURED:
             setattr(rec, name, measured.user_attrs.get(name))
+        rec.architecture = measured.user_attrs.get("network") or _dimensions(rec)
         if rec.cost_ratio is None:  # a study from before --cost: its budget was FLOPs
             rec.cost_ratio = rec.flops_ratio
         attrs = measured.user_attrs
@@ -215,6 +226,14 @@ def _fill(rec: CandidateRecord, items: list[ItemStatus], trials: Sequence[Frozen
         rec.state = "complete"
 
 
+def _dimensions(rec: CandidateRecord) -> str:
+    """A study from before networks were named recorded the dimensions alone: equal ones are one network (a point
+    that recorded none is a network of its own)."""
+    if None in (rec.depth_mult, rec.width_mult, rec.resolution):
+        return f"point {rec.params_key}"
+    return f"depth {rec.depth_mult:g} width {rec.width_mult:g} at {rec.resolution}px"
+
+
 def rows_to_csv(records: Sequence[CandidateRecord]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=TRIAL_COLUMNS, lineterminator="\n")
@@ -222,66 +241,3 @@ def rows_to_csv(records: Sequence[CandidateRecord]) -> str:
     for r in records:
         writer.writerow({k: ("" if v is None else v) for k, v in r.row().items()})
     return buf.getvalue()
-
-
-def race_results(records: Sequence[CandidateRecord]) -> dict[tuple, dict[int, float]]:
-    """Completed candidates' seed accuracies: what racing and the verdict rank.
-
-    A candidate with a failed seed is out of the race (an unstable candidate is not a winner), and grid
-    points that rounding built into the same network race once, as their first grid point: a network
-    cannot be "separated" from itself.
-    """
-    out, networks = {}, set()
-    for r in sorted(records, key=lambda r: r.trial):
-        if r.state != "complete" or not r.seed_accuracies:
-            continue
-        if r.network is not None:
-            if r.network in networks:
-                continue
-            networks.add(r.network)
-        out[r.params_key] = dict(r.seed_accuracies)
-    return out
-
-
-def final_verdict(records: Sequence[CandidateRecord], significance: float) -> tuple[CandidateRecord, Verdict] | None:
-    results = race_results(records)
-    v = verdict(results, significance=significance)
-    if v is None:
-        return None
-    by_key = {r.params_key: r for r in records}
-    return by_key[v.winner], v
-
-
-def best_payload(records: Sequence[CandidateRecord], *, budget: float, tolerance: float, significance: float,
-                 complete: bool, extra: dict, metric=None) -> dict | None:
-    """best.json: the winner (nominal and effective coefficients), its seeds, the verdict, and run facts."""
-    found = final_verdict(records, significance)
-    if found is None:
-        return None
-    best, v = found
-    by_key = {r.params_key: r for r in records}
-    runner = by_key.get(v.runner_up) if v.runner_up is not None else None
-    comparison = None
-    if runner is not None:
-        comparison = {"runner_up_trial": runner.trial, "runner_up_accuracy": runner.accuracy,
-                      "runner_up_seed_accuracies": {str(s): a for s, a in sorted(runner.seed_accuracies.items())},
-                      "runner_up": runner.coefficients, "verdict": v.text}
-    trained = [r for r in records if r.state == "complete"]
-    return {
-        "alpha": best.alpha, "beta": best.beta, "gamma": best.gamma, "budget": budget,
-        "flops_factor": best.alpha * best.beta**2 * best.gamma**2,
-        "cost_factor": (metric or FLOPS).law.factor(best.alpha, best.beta, best.gamma),  # the law's nominal factor
-        "alpha_eff": best.alpha_eff, "beta_eff": best.beta_eff, "gamma_eff": best.gamma_eff,
-        "depth_mult": best.depth_mult, "width_mult": best.width_mult, "resolution": best.resolution,
-        "measured_flops_ratio": best.flops_ratio, "tolerance": tolerance,
-        # The budget's metric, and the winner's four figures whatever that metric is.
-        "cost": (metric or FLOPS).to_dict(), "measured_cost_ratio": best.cost_ratio, "budget_fit": best.budget_fit,
-        "flops": best.flops, "params": best.params, "activations": best.activations, "latency_ms": best.latency_ms,
-        "under_budget_candidates": sum(1 for r in trained if r.under_budget),
-        "accuracy": best.accuracy, "accuracy_std": best.accuracy_std, "test_accuracy": best.test_accuracy,
-        "seeds": best.seeds, "seed_accuracies": {str(s): a for s, a in sorted(best.seed_accuracies.items())},
-        "trial": best.trial, "complete": complete,
-        "verdict": v.to_dict(), "comparison": comparison,
-        "completed_candidates": len(trained), "candidates": len(records),
-        **extra,
-    }

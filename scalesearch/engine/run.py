@@ -26,11 +26,11 @@ from optuna.trial import TrialState
 from ..config import SearchConfig
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text
-from ..racing import race
 from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
-from .strategies import Stray, candidate_params, strategy_for
-from .results import CandidateRecord, best_payload, candidate_records, rows_to_csv
+from .strategies import Stray, strategy_for
+from .networks import best_payload
+from .results import CandidateRecord, candidate_records, rows_to_csv
 from .local_workers import LocalWorkers, cpu_cores, process_identity, trial_threads
 from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
 
@@ -267,7 +267,7 @@ class Worker:
         study = self.study
         me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         try:
-            c = self.strategy.candidate(trial, queued=queue.is_queued(me))
+            c = self.strategy.candidate(trial, item=queue.params_of(me) if queue.is_queued(me) else None)
         except Stray as why:
             return self._stray(trial, str(why))
         if "seed" not in me.user_attrs:
@@ -335,8 +335,7 @@ class Worker:
         while True:
             interrupts.checkpoint()  # a Ctrl-C pressed during a storage operation stops here
             queue.fail_stale_trials(study)
-            if strategy.racing:
-                self._show_others_racing_notes(log_line)
+            self._show_others_racing_notes(log_line)
             trials = study.get_trials(deepcopy=False)
             with run_dir_lock(cfg.out_dir):  # one machine's workers never queue the same item twice
                 queue.ensure_queued(study, self.wanted(trials))
@@ -356,23 +355,13 @@ class Worker:
                     waited_note = time.monotonic()
                 interrupts.sleep(HEARTBEAT_SECONDS)
                 continue
-            if strategy.racing and strategy.first_pass_done(trials):
-                from .results import race_results
-
-                rnd = race(race_results(candidate_records(trials, cfg.budget, law=cfg.metric.law)), cap=strategy.cap,
-                           significance=cfg.significance)
-                if rnd.next_items:
-                    params_of = candidate_params(trials)
-                    items = [(params_of[cand], seed) for cand, seed in rnd.next_items]
-                    with run_dir_lock(cfg.out_dir):
-                        added = queue.ensure_queued(study, items)
-                    if added:
-                        aside = (f" ({len(rnd.set_aside)} more within noise stay at their seeds: at most "
-                                 f"{len(rnd.contenders)} race)" if rnd.set_aside else "")
-                        self._post_racing_note(
-                            f"racing: {len(rnd.contenders)} contender(s) not clearly behind the leader get "
-                            f"seed(s) up to {max(s for _, s in rnd.next_items) + 1}{aside}", log_line)
-                        continue
+            rnd = strategy.next_round(trials)  # racing seeds, the refinement round: settled when nothing is pending
+            if rnd is not None and rnd.items:
+                with run_dir_lock(cfg.out_dir):
+                    added = queue.ensure_queued(study, rnd.items)
+                if added:
+                    self._post_racing_note(rnd.note, log_line)
+                    continue
             break
 
 
@@ -449,13 +438,15 @@ class Outputs:
         # Computed once per run: provenance hashes nothing, but the data fingerprint behind it did.
         self.extra = {"study": cfg.study_name, "storage": redact_url(cfg.storage_url), "mode": cfg.mode,
                       "seeds_policy": cfg.seeds_label(exp.proxy), "provenance": provenance(exp)}
+        self.refine = exp.refine
 
     def write(self, study: optuna.Study, complete: bool) -> tuple[list[CandidateRecord], dict | None]:
         cfg = self.cfg
         records = candidate_records(study.get_trials(deepcopy=False), cfg.budget, law=cfg.metric.law)
         atomic_write_text(cfg.out_dir / "trials.csv", rows_to_csv(records))
         best = best_payload(records, budget=cfg.budget, tolerance=cfg.tolerance, significance=cfg.significance,
-                            complete=complete, extra=self.extra, metric=cfg.metric)
+                            complete=complete, extra=self.extra, metric=cfg.metric, refine=self.refine,
+                            step=cfg.step)
         if best is not None:
             atomic_write_json(cfg.out_dir / "best.json", best)
         return records, best
@@ -557,9 +548,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, outpu
         if on_progress is not None:  # the last items may have been settled by other workers while this one waited
             on_progress(*worker.progress(trials))
         announce_others(trials)
-        statuses = queue.item_statuses(trials)
-        wanted = [queue.item_key(p, s) for p, s in worker.wanted(trials)]
-        complete = worker.first_pass_done(trials) and queue.settled_count(statuses, wanted) == len(wanted)
+        complete = strategy.complete(trials)
     finally:
         # Also on Ctrl-C and crashes: the files always reflect what the storage holds.
         records, best = outputs.write(study, complete=complete)

@@ -1,9 +1,15 @@
 """Strategies: which work items a study wants, and the candidate a trial of one of them stands for.
 
 A study's work is a set of items, each a candidate's parameters with a seed index (queue.py). A Strategy
-answers what differs between a grid, a sampler and a comparison; the run loop (run.py) does everything
-else alike for all of them: queue, claim, evaluate, race, record. Like Optuna's samplers, a strategy keeps
-nothing between calls that the study does not hold, so every worker on every machine decides alike.
+answers what differs between a grid, a sampler and a comparison, including its next round once everything
+queued is settled (`next_round`: racing seeds, then the refinement round at φ = 2); the run loop (run.py)
+does everything else alike for all of them: queue, claim, evaluate, record. Like Optuna's samplers, a
+strategy keeps nothing between calls that the study does not hold, so every worker on every machine decides
+alike.
+
+Rounds of a grid or sampler study: φ = 1 (every point with seed 0, then racing by network), then, with
+refinement on and where φ = 1 left the answer open (engine/networks.py, plan_refinement), the points of the
+contending networks built again as their φ = 2 members (items with `"phi": 2`), raced there the same way.
 
 A new strategy is a subclass (here or in a module of its own) and one line in STRATEGIES.
 """
@@ -14,11 +20,27 @@ from typing import ClassVar
 
 import optuna
 
+from dataclasses import dataclass
+
 from ..errors import UserError
+from ..racing import race
 from ..samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
 from ..scaling import coefficients_from_simplex, grid_candidates, grid_ends
 from . import queue
+from .networks import group_networks, plan_refinement, race_results
+from .objective import Member
 from .results import candidate_records, coefficients_from_params
+
+#: The refinement round's items carry this parameter (absent: φ = 1, as in every study made before it).
+PHI = "phi"
+
+
+@dataclass(frozen=True)
+class Round:
+    """Items a strategy adds once everything queued is settled, and the line every worker's console shows."""
+
+    items: list[tuple[dict, int]]
+    note: str
 
 
 class Stray(Exception):
@@ -61,6 +83,11 @@ class Strategy:
         """Extra seeds only for candidates not clearly behind the leader (`--seeds auto`)."""
         return self.cfg.seeds == "auto"
 
+    @property
+    def refines(self) -> bool:
+        """A φ = 2 round after φ = 1 where the answer is open (the experiment decided it: --refine, device)."""
+        return bool(getattr(self.exp, "refine", False))
+
     def first_items(self, trials) -> list[dict]:
         """Parameters of every candidate wanted now, each with seed 0."""
         raise NotImplementedError
@@ -71,9 +98,12 @@ class Strategy:
 
     def wanted(self, trials) -> list[tuple[dict, int]]:
         """Every (params, seed) item the study must settle, as far as the trials show now."""
-        items = [(p, 0) for p in self.first_items(trials)]
+        firsts = self.first_items(trials)
+        items = [(p, 0) for p in firsts]
         keys = {queue.item_key(p, s) for p, s in items}
         allowed = {k[0] for k in keys}
+        if self.refines:  # the φ = 2 members of the same points, once the refinement round queued them
+            allowed |= {queue.item_key({**p, PHI: 2}, 0)[0] for p in firsts}
         for t in trials:  # items queued earlier (extra seeds, racing rounds) stay wanted until settled
             if queue.trial_outcome(t) == "stray" or not queue.is_queued(t):
                 continue
@@ -94,15 +124,58 @@ class Strategy:
         return all(k in statuses and statuses[k].settled for k in (queue.item_key(p, 0)
                                                                    for p in self.first_items(trials)))
 
+    def next_round(self, trials) -> Round | None:
+        """Called when nothing is waiting or running: racing seeds for the open φ, then the refinement round;
+        None when the study has nothing more to add."""
+        if not (self.racing or self.refines) or not self.first_pass_done(trials):
+            return None
+        cfg = self.cfg
+        records = candidate_records(trials, cfg.budget, law=cfg.metric.law)
+        networks = group_networks(records)
+        phi = 2 if any(r.phi == 2 for r in records) else 1  # the round now open (φ = 1 is final once 2 started)
+        params_of = candidate_params(trials)
+        if self.racing:
+            rnd = race(race_results(networks, phi), cap=self.cap, significance=cfg.significance)
+            if rnd.next_items:
+                by_id = {n.network: n for n in networks}
+                items = [(params_of[by_id[net].rep.params_key], seed) for net, seed in rnd.next_items]
+                aside = (f" ({len(rnd.set_aside)} more within noise stay at their seeds: at most "
+                         f"{len(rnd.contenders)} race)" if rnd.set_aside else "")
+                where = " at φ = 2" if phi == 2 else ""
+                return Round(items, f"racing{where}: {len(rnd.contenders)} network(s) not clearly behind the "
+                                    f"leader ({', '.join(rnd.contenders)}) get seed(s) up to "
+                                    f"{max(s for _, s in rnd.next_items) + 1}{aside}")
+        if phi == 1 and self.refines:
+            plan = plan_refinement(networks, budget=cfg.budget, law=cfg.metric.law, significance=cfg.significance,
+                                   step=cfg.step)
+            if plan.needed:
+                items = [({**params_of[p.params_key], PHI: 2}, 0) for p in plan.points()]
+                left = (f"; {', '.join(n.network for n in plan.left_out)} not separated either, left at φ = 1 "
+                        f"(at most {len(plan.networks)} go on)" if plan.left_out else "")
+                return Round(items, f"refining at φ = 2 ({'; '.join(plan.reasons)}): the {len(items)} point(s) of "
+                                    f"{', '.join(n.network for n in plan.networks)} built again at "
+                                    f"{cfg.budget:g}² = {cfg.budget**2:g}x, where rounding separates more{left}")
+        return None
+
+    def complete(self, trials) -> bool:
+        """Every wanted item settled, and no further round to add (queue invariant I4)."""
+        statuses = queue.item_statuses(trials)
+        wanted = [queue.item_key(p, s) for p, s in self.wanted(trials)]
+        if not self.first_pass_done(trials) or queue.settled_count(statuses, wanted) != len(wanted):
+            return False
+        rnd = self.next_round(trials)
+        return rnd is None or all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
+                                  for p, s in rnd.items)
+
     def total(self, trials) -> int:
         """Items the progress bar counts to."""
         return len(self.wanted(trials))
 
     # ------------------------------------------------------------ one trial
 
-    def candidate(self, trial: optuna.Trial, *, queued: bool) -> object:
+    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
         """What `trial` evaluates (passed to the experiment's `evaluate`); Stray if it is not wanted.
-        `queued`: the trial was taken from the queue (its parameters fixed), not drawn by the sampler."""
+        `item`: the parameters the trial was queued with (fixed), or None when the sampler draws them."""
         raise NotImplementedError
 
     def open_candidates(self, trials) -> list:
@@ -115,6 +188,11 @@ class Strategy:
 
     def pruner(self, epochs: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
+
+
+def _phi(trial: optuna.Trial, item: dict | None) -> int:
+    """The φ a queued item is built at (its `phi` parameter, suggested so that Optuna records it too)."""
+    return trial.suggest_int(PHI, 1, 2) if item is not None and PHI in item else 1
 
 
 def candidate_params(trials) -> dict[tuple, dict]:
@@ -133,7 +211,13 @@ class GridStrategy(Strategy):
     mode = "grid"
 
     def describe(self) -> str:
-        return f"{len(self.points())} grid points"
+        points = self.points()
+        if self.exp is None:
+            return f"{len(points)} grid points"
+        members = [Member(coefficients_from_params(p, self.cfg.budget, law=self.cfg.metric.law)) for p in points]
+        networks = len({self.exp.structure_key(m) for m in members})
+        return (f"{len(points)} grid points, which build {networks} distinct network(s) (depth rounded up per stage, "
+                "channels to multiples of 8): each network trains once and its points share the result")
 
     def identity(self) -> dict:
         return {"mode": self.mode, "step": self.cfg.step}
@@ -152,16 +236,17 @@ class GridStrategy(Strategy):
 
     def open_candidates(self, trials) -> list:
         statuses = queue.item_statuses(trials)
-        return [coefficients_from_params(p, self.cfg.budget, law=self.cfg.metric.law) for p in self.points()
+        return [Member(coefficients_from_params(p, self.cfg.budget, law=self.cfg.metric.law)) for p in self.points()
                 if not (queue.item_key(p, 0) in statuses and statuses[queue.item_key(p, 0)].settled)]
 
-    def candidate(self, trial: optuna.Trial, *, queued: bool) -> object:
-        if not queued:
+    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+        if item is None:
             raise Stray("not from the grid queue (another worker emptied it)")
         budget, law = self.cfg.budget, self.cfg.metric.law
         (lo_a, hi_a), (lo_b, hi_b) = (sorted((1.0, end)) for end in grid_ends(budget, law))
-        return coefficients_from_params({"alpha": trial.suggest_float("alpha", lo_a, hi_a),
-                                         "beta": trial.suggest_float("beta", lo_b, hi_b)}, budget, law=law)
+        c = coefficients_from_params({"alpha": trial.suggest_float("alpha", lo_a, hi_a),
+                                      "beta": trial.suggest_float("beta", lo_b, hi_b)}, budget, law=law)
+        return Member(c, _phi(trial, item))
 
 
 class SamplerStrategy(Strategy):
@@ -182,7 +267,8 @@ class SamplerStrategy(Strategy):
         """Every non-stray seed-0 trial that got as far as its parameters."""
         seen, out = set(), []
         for t in sorted(trials, key=lambda t: t.number):
-            if queue.trial_outcome(t) != "stray" and t.params and int(t.user_attrs.get("seed", 0)) == 0:
+            if queue.trial_outcome(t) != "stray" and t.params and int(t.user_attrs.get("seed", 0)) == 0 \
+                    and PHI not in queue.params_of(t):  # a refinement item is a drawn point built again
                 key = queue.item_key(queue.params_of(t), 0)
                 if key not in seen:
                     seen.add(key)
@@ -205,13 +291,15 @@ class SamplerStrategy(Strategy):
     def total(self, trials) -> int:
         return max(len(self.wanted(trials)), self.cfg.trials)
 
-    def candidate(self, trial: optuna.Trial, *, queued: bool) -> object:
+    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
         # A draw beyond --trials (a peer took the queued item this worker asked for, or drew at the same
         # moment) steps aside; ordered by trial number, so of two such draws the lower one stays.
-        if not queued and self._drawn(trial.study.get_trials(deepcopy=False), before=trial.number) >= self.cfg.trials:
+        if item is None and \
+                self._drawn(trial.study.get_trials(deepcopy=False), before=trial.number) >= self.cfg.trials:
             raise Stray(f"--trials {self.cfg.trials} already drawn")
-        return coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
-                                         self.cfg.budget, self.cfg.metric.law)
+        c = coefficients_from_simplex(trial.suggest_float("s1", 0.0, 1.0), trial.suggest_float("s2", 0.0, 1.0),
+                                      self.cfg.budget, self.cfg.metric.law)
+        return Member(c, _phi(trial, item))
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return SAMPLER_FACTORIES[self.cfg.sampler](seed, self.cfg.trials)
@@ -250,8 +338,8 @@ class CompareStrategy(Strategy):
         return all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
                    for p, s in self.wanted(trials))
 
-    def candidate(self, trial: optuna.Trial, *, queued: bool) -> object:
-        if not queued:
+    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+        if item is None:
             raise Stray("not from the compare queue")
         return self.exp.arms[trial.suggest_int("arm", 0, len(self.exp.arms) - 1)]
 

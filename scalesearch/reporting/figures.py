@@ -19,8 +19,9 @@ from .load import RunReport
 #: Figure file suffix -> what it shows (alt texts and captions in the reports).
 FIGURE_TITLES = {
     "accuracy-vs-flops": "Validation accuracy against the measured cost the budget held on (multiply-adds, "
-                         "activations or latency) of every trained candidate",
-    "alpha-beta": "The α–β plane coloured by validation accuracy (γ implied by the budget)",
+                         "activations or latency) of every distinct trained network",
+    "alpha-beta": "The α–β plane coloured by validation accuracy (γ implied by the budget), each network's grid "
+                  "points boxed and named, the winner's interval marked",
 }
 
 
@@ -50,22 +51,30 @@ _COST_AXES = {
 
 
 def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
-    """Mean ± std accuracy of each distinct trained network at its measured cost in the budget's metric;
-    Pareto front; winner; networks trained under budget marked as such."""
+    """Mean ± std accuracy of each distinct trained network at its measured cost in the budget's metric (a
+    refinement round's φ = 2 networks as squares, at budget²); Pareto front; winner; networks trained under
+    budget marked as such."""
     plt = pyplot()
     cost_of, xlabel, ratio_label = _COST_AXES[report.axis_metric.name]
     own_metric = report.axis_metric.name == report.metric.name  # the budget band is in the run's metric only
-    distinct = [item.record for item in report.ranking if item.same_network_as is None
-                and cost_of(item.record) is not None]
+    distinct = [item.record for item in report.ranking if cost_of(item.record) is not None]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
     drawn: dict[str, list] = {}
     if distinct:
         x = [cost_of(r) for r in distinct]
         y = [100 * r.accuracy for r in distinct]
         err = [100 * (r.accuracy_std or 0.0) for r in distinct]
-        bars = ax.errorbar(x, y, yerr=err, fmt="o", color="#2471a3", ecolor="#7fb3d5", markersize=5, capsize=3,
-                           label="trained candidate (mean ± std over seeds)", zorder=3)
+        first = [i for i, r in enumerate(distinct) if r.phi == 1]
+        bars = ax.errorbar([x[i] for i in first], [y[i] for i in first], yerr=[err[i] for i in first], fmt="o",
+                           color="#2471a3", ecolor="#7fb3d5", markersize=5, capsize=3,
+                           label="trained network (mean ± std over seeds)", zorder=3)
         drawn["candidates"] = [tuple(float(v) for v in xy) for xy in zip(*bars.lines[0].get_data())]
+        refined = [i for i, r in enumerate(distinct) if r.phi == 2]
+        if refined:
+            sq = ax.errorbar([x[i] for i in refined], [y[i] for i in refined], yerr=[err[i] for i in refined],
+                             fmt="s", color="#7d3c98", ecolor="#c39bd3", markersize=5, capsize=3,
+                             label="φ = 2 member (refinement round, at budget²)", zorder=3)
+            drawn["refined"] = [tuple(float(v) for v in xy) for xy in zip(*sq.lines[0].get_data())]
         under = [r for r in distinct if r.under_budget]
         if under:
             ring = ax.scatter([cost_of(r) for r in under], [100 * r.accuracy for r in under], marker="o", s=110,
@@ -91,9 +100,11 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
         drawn["winner"] = _offsets(star)
         if own_metric:
             base = cost_of(w) / (w.cost_ratio or w.flops_ratio)  # the φ = 0 proxy's cost, as the run measured it
-            lo, hi = report.budget * (1 - report.tolerance), report.budget * (1 + report.tolerance)
-            ax.axvspan(lo * base, hi * base, color="0.94", zorder=0,
-                       label=f"budget {report.budget:g}x ± {report.tolerance:.0%}")
+            for phi in sorted({r.phi for r in distinct}):
+                target = report.budget**phi
+                lo, hi = target * (1 - report.tolerance), target * (1 + report.tolerance)
+                ax.axvspan(lo * base, hi * base, color="0.94", zorder=0,
+                           label=f"budget {report.budget:g}x{'²' if phi == 2 else ''} ± {report.tolerance:.0%}")
             top = ax.secondary_xaxis("top", functions=(lambda v, b=base: v / b, lambda r, b=base: r * b))
             top.set_xlabel(f"{ratio_label} to the φ = 0 proxy", fontsize=8)
         # Below the axes, not inside: a legend must never cover a candidate.
@@ -114,7 +125,7 @@ def alpha_beta_plane(report: RunReport, stem: Path) -> Drawn:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
     drawn: dict[str, list] = {}
-    records = report.records
+    records = [r for r in report.records if r.phi == 1]  # a φ = 2 member sits on its φ = 1 point
     alphas = [r.alpha for r in records] + [PAPER_ALPHA]
     betas = [r.beta for r in records] + [PAPER_BETA]
     pad_a = max(0.02, 0.06 * (max(alphas) - min(alphas)))
@@ -150,11 +161,32 @@ def alpha_beta_plane(report: RunReport, stem: Path) -> Drawn:
         sc = ax.scatter([r.alpha for r in members], [r.beta for r in members], marker=marker, s=50,
                         linewidth=1.2, zorder=3, label=f"{label} ({len(members)})", **colours)
         drawn[name] = _offsets(sc)
-    w = report.winner_record
-    if w is not None:
-        star = ax.scatter([w.alpha], [w.beta], marker="*", s=320, facecolor="none", edgecolor=WINNER_COLOUR,
-                          linewidth=1.6, zorder=4, label=f"winner α={w.alpha:.3g}, β={w.beta:.3g}, γ={w.gamma:.3g}")
+    # Each network's grid points, boxed and named: rounding makes every point in a box the same network.
+    from matplotlib.patches import Rectangle
+
+    half_a, half_b = 0.35 * _spacing([r.alpha for r in records]), 0.35 * _spacing([r.beta for r in records])
+    boxes = []
+    for n in report.networks:
+        if n.phi != 1 or len(n.points) < 2:
+            continue
+        (a0, a1), (b0, b1) = n.alpha_range, n.beta_range
+        ax.add_patch(Rectangle((a0 - half_a, b0 - half_b), a1 - a0 + 2 * half_a, b1 - b0 + 2 * half_b, fill=False,
+                               edgecolor="0.45", linewidth=0.7, linestyle=":", zorder=2))
+        ax.annotate(n.network, (a1 + half_a, b1 + half_b), fontsize=6, color="0.3", ha="right", va="bottom")
+        boxes.append((n.network, a0, a1, b0, b1))
+    drawn["networks"] = boxes
+    w, winner = report.winner_record, report.winner_network
+    if w is not None and report.winner is not None:
+        point = report.winner
+        (a0, a1), (b0, b1) = winner.alpha_range, winner.beta_range
+        ax.add_patch(Rectangle((a0 - half_a, b0 - half_b), a1 - a0 + 2 * half_a, b1 - b0 + 2 * half_b, fill=False,
+                               edgecolor=WINNER_COLOUR, linewidth=1.4, zorder=4,
+                               label=f"winner {winner.network}'s interval (decided at φ = {winner.phi})"))
+        star = ax.scatter([point["alpha"]], [point["beta"]], marker="*", s=320, facecolor="none",
+                          edgecolor=WINNER_COLOUR, linewidth=1.6, zorder=5,
+                          label=f"reported α={point['alpha']:.3g}, β={point['beta']:.3g}, γ={point['gamma']:.3g}")
         drawn["winner"] = _offsets(star)
+        drawn["winner_interval"] = [(a0, a1, b0, b1)]
     paper_gamma_here = math.sqrt(report.budget / (PAPER_ALPHA * PAPER_BETA**2))
     paper = ax.scatter([PAPER_ALPHA], [PAPER_BETA], marker="P", s=90, color=REFERENCE_COLOUR, zorder=4,
                        label=f"paper α={PAPER_ALPHA}, β={PAPER_BETA} (γ={PAPER_GAMMA} at 1.92x; "
@@ -167,6 +199,13 @@ def alpha_beta_plane(report: RunReport, stem: Path) -> Drawn:
     ax.set_title(f"{report.study}: α·β²·γ² = {report.budget:g}, γ = √({report.budget:g} / (α·β²))", fontsize=9)
     fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     return Drawn(save_figure(fig, figure_paths(stem)), drawn)
+
+
+def _spacing(values: Sequence[float]) -> float:
+    """The grid step seen in `values` (the smallest gap between distinct values), for box margins."""
+    distinct = sorted(set(round(v, 9) for v in values))
+    gaps = [b - a for a, b in zip(distinct, distinct[1:]) if b - a > 1e-9]
+    return min(gaps) if gaps else 0.05
 
 
 def write_report_figures(report: RunReport, directory: Path, name: str) -> list[Drawn]:

@@ -1,8 +1,9 @@
 """A run as a report sees it: how it was made (best.json) and what it found (the study's storage).
 
 Every number comes from the Optuna storage through the same functions the run used to write trials.csv
-and best.json (`candidate_records`, `race_results`, `best_payload`), so a report can never disagree with
+and best.json (`candidate_records`, `group_networks`, `best_payload`), so a report can never disagree with
 the study; best.json contributes only what the storage does not hold: the config and the provenance.
+A run from before networks were named is grouped the same way (points of equal dimensions are one network).
 """
 
 from __future__ import annotations
@@ -11,23 +12,27 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.results import CandidateRecord, best_payload, candidate_records, race_results
+from ..engine.networks import NetworkRecord, best_payload, group_networks, ranked
+from ..engine.results import CandidateRecord, candidate_records
 from ..engine.rundir import load_best_json, open_run_study, run_storage_url
 from ..engine.storage import redact_url
 from ..metrics import FLOPS, CostMetric, metric_from_dict
-from ..racing import ranking
 
 #: States a candidate is in while its study still has work to do.
 UNSETTLED = ("running", "waiting", "interrupted")
 
 
 @dataclass(frozen=True)
-class RankedCandidate:
-    """A trained candidate in the ranking; grid points that rounding built into one network share its rank."""
+class RankedNetwork:
+    """A trained network in the ranking of its φ, with the grid points that build it (one row each network)."""
 
     rank: int
-    record: CandidateRecord
-    same_network_as: int | None = None  # the trial whose network (and results) this one shares
+    network: NetworkRecord
+
+    @property
+    def record(self) -> CandidateRecord:
+        """The point whose trials trained it: its measured figures are the network's."""
+        return self.network.rep
 
 
 @dataclass
@@ -43,7 +48,8 @@ class RunReport:
     complete: bool
     records: list[CandidateRecord]
     winner: dict | None  # best.json's payload, recomputed from the storage
-    ranking: list[RankedCandidate]
+    ranking: list[RankedNetwork]  # the decided φ first (rank 1 is the answer), then φ = 1 after a refinement
+    networks: list[NetworkRecord] = field(default_factory=list)
     comparisons: list[dict] = field(default_factory=list)  # compare*.json written by `scalesearch compare`
     notes: list[str] = field(default_factory=list)
     metric: CostMetric = FLOPS  # what the run's budget held on
@@ -64,8 +70,21 @@ class RunReport:
         return [r for r in self.records if r.state != "complete"]
 
     @property
+    def winner_network(self) -> NetworkRecord | None:
+        """The answer's network (rank 1, or a cheaper one the seeds could not separate from it: CHOICE_RULE)."""
+        if self.winner is None:
+            return None
+        return next((item.network for item in self.ranking if item.network.network == self.winner["network"]), None)
+
+    @property
     def winner_record(self) -> CandidateRecord | None:
-        return self.ranking[0].record if self.ranking else None
+        n = self.winner_network
+        return None if n is None else n.rep
+
+    @property
+    def phis(self) -> list[int]:
+        """The φ of each ranking, the decided one first."""
+        return sorted({item.network.phi for item in self.ranking}, reverse=True)
 
     @property
     def data_name(self) -> str:
@@ -78,21 +97,12 @@ class RunReport:
         return f"{policy}" if self.winner is None else f"{policy} (winner: {self.winner['seeds']})"
 
 
-def rank_candidates(records: list[CandidateRecord]) -> list[RankedCandidate]:
-    """Distinct trained networks in the order racing ranks them (so rank 1 is the verdict's winner);
-    a grid point that rounding built into an earlier point's network follows it with the same rank."""
-    results = race_results(records)
-    by_key = {r.params_key: r for r in records}
-    twins: dict[str, list[CandidateRecord]] = {}
-    raced = set(results)
-    for r in records:
-        if r.state == "complete" and r.seed_accuracies and r.params_key not in raced and r.network is not None:
-            twins.setdefault(r.network, []).append(r)
+def rank_networks(networks: list[NetworkRecord]) -> list[RankedNetwork]:
+    """Distinct trained networks, one entry each, ranked within their φ as racing ranks them: the highest φ
+    (where the answer was decided, so rank 1 is the verdict's winner) first."""
     out = []
-    for rank, key in enumerate(ranking(results), start=1):
-        rep = by_key[key]
-        out.append(RankedCandidate(rank, rep))
-        out += [RankedCandidate(rank, t, rep.trial) for t in twins.get(rep.network, [])]
+    for phi in sorted({n.phi for n in networks}, reverse=True):
+        out += [RankedNetwork(rank, n) for rank, n in enumerate(ranked(networks, phi), start=1)]
     return out
 
 
@@ -128,8 +138,11 @@ def load_run(run_dir: str | Path, *, storage: str | None = None) -> RunReport:
     # best.json's flag is the run's own judgement of completeness (it knows what was wanted); a trial
     # still running or waiting in the storage now overrides it (the run was resumed since).
     complete = bool(best.get("complete")) and not any(r.state in UNSETTLED for r in records)
+    networks = group_networks(records)
     winner = best_payload(records, budget=budget, tolerance=tolerance, significance=significance, complete=complete,
-                          extra={"study": best["study"]}, metric=metric)
+                          extra={"study": best["study"]}, metric=metric,
+                          refine=bool((best.get("refinement") or {}).get("enabled", config.get("refine"))),
+                          step=float(config.get("step", 0.05)))
     if winner is not None and winner["trial"] != best["trial"]:
         notes.append(f"best.json names trial {best['trial']}, but the study now ranks trial {winner['trial']} first "
                      "(it changed after best.json was written); this report follows the study")
@@ -138,5 +151,5 @@ def load_run(run_dir: str | Path, *, storage: str | None = None) -> RunReport:
     return RunReport(
         run_dir=run_dir, study=best["study"], storage=redact_url(run_storage_url(run_dir, best, storage)),
         config=config, provenance=best["provenance"], budget=budget, tolerance=tolerance, significance=significance,
-        complete=complete, records=records, winner=winner, ranking=rank_candidates(records),
+        complete=complete, records=records, winner=winner, ranking=rank_networks(networks), networks=networks,
         comparisons=load_comparisons(run_dir, best["study"], notes), notes=notes, metric=metric)

@@ -15,21 +15,25 @@ from pathlib import Path
 from typing import Sequence
 
 from ..cost import FLOP_CONVENTION
+from ..engine.networks import POINT_RULE
 from ..engine.results import TRIAL_COLUMNS, CandidateRecord
 from ..report import latex_escape
-from .load import RunReport
+from .load import RankedNetwork, RunReport
 
 FORMATS = ("md", "latex", "csv", "json", "html")
 
-#: report.csv: a rank, then exactly trials.csv's columns, then the network a candidate shares.
-CSV_COLUMNS = ("rank", *TRIAL_COLUMNS, "same_network_as")
+#: report.csv: one row per network (ranked ones first: rank within its φ), its interval and the grid points it
+#: stands for, then trials.csv's columns of the point that trained it; then every point that was not trained.
+CSV_COLUMNS = ("rank", "network", "phi", "alpha_range_low", "alpha_range_high", "beta_range_low", "beta_range_high",
+               "gamma_range_low", "gamma_range_high", "points", "trials",
+               *(c for c in TRIAL_COLUMNS if c not in ("network", "phi")))
 
-RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "res (px)", "cost ratio",
-                   "params", "MACs (M)", "acts (k)", "latency (ms)", "val accuracy", "seeds", "note")
-NOT_TRAINED_HEADERS = ("trial", "state", "α", "β", "γ", "res (px)", "cost ratio", "reason")
+RANKING_HEADERS = ("rank", "network", "φ", "α", "β", "γ", "points", "α eff", "β eff", "γ eff", "res (px)",
+                   "cost ratio", "params", "MACs (M)", "acts (k)", "latency (ms)", "val accuracy", "seeds", "note")
+NOT_TRAINED_HEADERS = ("trial", "network", "state", "α", "β", "γ", "res (px)", "cost ratio", "reason")
 COMPARE_HEADERS = ("arm", "depth", "width", "res (px)", "cost ratio", "val accuracy", "seeds", "verdict")
 # Columns of words (left-aligned); the rest are numbers (right-aligned).
-RANKING_TEXT, NOT_TRAINED_TEXT, COMPARE_TEXT = {16}, {1, 7}, {0, 7}
+RANKING_TEXT, NOT_TRAINED_TEXT, COMPARE_TEXT = {1, 3, 4, 5, 18}, {1, 2, 8}, {0, 7}
 
 
 # ------------------------------------------------------------------ numbers as text, once for all formats
@@ -48,44 +52,75 @@ def _int(value) -> str:
     return "–" if value is None else f"{int(value):,}"
 
 
+def interval(span, spec: str = ".3f") -> str:
+    """`1.050–1.300`, or one value where the interval is a point."""
+    lo, hi = span
+    return format(lo, spec) if abs(hi - lo) < 1e-9 else f"{lo:{spec}}–{hi:{spec}}"
+
+
+def _points(item: RankedNetwork) -> str:
+    """How many grid points build the network, and their trials (the first three, then how many more)."""
+    trials = item.network.trials
+    shown = ", ".join(str(t) for t in trials[:3]) + (f", +{len(trials) - 3}" if len(trials) > 3 else "")
+    return f"{len(trials)}: {shown}"
+
+
 def ranking_rows(report: RunReport) -> list[list[str]]:
     rows = []
     for item in report.ranking:
-        r = item.record
-        note = "winner" if item.rank == 1 and item.same_network_as is None else ""
-        if item.same_network_as is not None:
-            note = f"same network as trial {item.same_network_as}"
+        n, r = item.network, item.record
+        answer = report.winner_network
+        note = "winner" if n is answer else ("highest mean" if item is report.ranking[0] else "")
         if r.under_budget:
-            note = "; ".join(n for n in (note, r.budget_fit) if n)
-        rows.append([str(item.rank), str(r.trial), _num(r.alpha), _num(r.beta), _num(r.gamma), _num(r.alpha_eff),
-                     _num(r.beta_eff), _num(r.gamma_eff), _int(r.resolution), _num(r.cost_ratio), _int(r.params),
-                     # every candidate's four costs, whatever the budget's metric (latency: where measured)
+            note = "; ".join(x for x in (note, r.budget_fit) if x)
+        rows.append([str(item.rank), n.network, str(n.phi), interval(n.alpha_range), interval(n.beta_range),
+                     interval(n.gamma_range), _points(item), _num(r.alpha_eff), _num(r.beta_eff), _num(r.gamma_eff),
+                     _int(r.resolution), _num(r.cost_ratio), _int(r.params),
+                     # every network's four costs, whatever the budget's metric (latency: where measured)
                      _num(None if r.flops is None else r.flops / 1e6, ".2f"),
                      _num(None if r.activations is None else r.activations / 1e3, ".1f"), _num(r.latency_ms, ".3f"),
-                     _accuracy(r.accuracy, r.accuracy_std), str(r.seeds), note])
+                     _accuracy(n.accuracy, n.accuracy_std), str(n.seeds), note])
     return rows
 
 
-# The ranking is wide; on a paper's page it drops the note column (twins get a * on their rank) and
-# states accuracy in percent, which is what papers print.
-LATEX_RANKING_HEADERS = ("rank", "trial", "α", "β", "γ", "α eff", "β eff", "γ eff", "px", "cost ×", "params",
+def ranking_sections(report: RunReport, rows: list[list[str]]) -> list[tuple[int, str, list[list[str]]]]:
+    """(φ, heading, rows) per ranking: the decided φ first. One row per distinct network."""
+    out = []
+    for phi in report.phis:
+        mine = [row for item, row in zip(report.ranking, rows) if item.network.phi == phi]
+        decided = phi == report.phis[0]
+        what = ("the refinement round: the φ = 2 members of the φ = 1 contenders, budget-matched at budget²"
+                if phi == 2 else "the search")
+        heading = f"Ranking at φ = {phi}: {what}" + (" (the answer)" if decided and len(report.phis) > 1 else "")
+        out.append((phi, heading, mine))
+    return out
+
+
+RANKING_INTRO = ("Distinct networks, best first (rank 1 is the winner), one row each: the interval of nominal "
+                 "coefficients of the grid points that build it and how many points (with their first trials), "
+                 "the effective coefficients of what was built, the measured cost ratio (in the budget's metric) to "
+                 "the φ = 0 proxy, parameters, validation accuracy mean ± std over seeds.")
+
+
+# The ranking is wide; on a paper's page it drops the points, latency and note columns (under-budget networks get
+# a † on their rank) and states accuracy in percent, which is what papers print.
+LATEX_RANKING_HEADERS = ("rank", "net", "φ", "α", "β", "γ", "α eff", "β eff", "γ eff", "px", "cost ×", "params",
                          "MACs (M)", "acts (k)", "val acc. (%)", "seeds")
 
 
 def latex_ranking_rows(report: RunReport) -> list[list[str]]:
     rows = []
     for item, row in zip(report.ranking, ranking_rows(report)):
-        r = item.record
-        rank = f"{item.rank}*" if item.same_network_as is not None else str(item.rank)
-        rank += "†" if r.under_budget else ""  # the caption says: trained under budget
-        acc = "–" if r.accuracy is None else f"{100 * r.accuracy:.2f}" + (
-            f" ± {100 * r.accuracy_std:.2f}" if r.accuracy_std is not None else "")
-        rows.append([rank, *row[1:13], acc, row[RANKING_HEADERS.index("seeds")]])
+        n = item.network
+        rank = str(item.rank) + ("†" if item.record.under_budget else "")  # the caption says: trained under budget
+        acc = "–" if n.accuracy is None else f"{100 * n.accuracy:.2f}" + (
+            f" ± {100 * n.accuracy_std:.2f}" if n.accuracy_std is not None else "")
+        rows.append([rank, *row[1:6], *row[7:15], acc, row[RANKING_HEADERS.index("seeds")]])
     return rows
 
 
 def not_trained_rows(report: RunReport) -> list[list[str]]:
-    return [[str(r.trial), r.state, _num(r.alpha), _num(r.beta), _num(r.gamma), _int(r.resolution),
+    return [[str(r.trial), r.network or "–", r.state, _num(r.alpha), _num(r.beta), _num(r.gamma), _int(r.resolution),
              _num(r.cost_ratio), r.reason or r.state] for r in report.not_trained]
 
 
@@ -121,12 +156,16 @@ def winner_lines(report: RunReport) -> list[str]:
     under = (f" It is {w['budget_fit']}: no resolution landed it within the tolerance, and it beat every "
              "candidate at the budget." if str(w.get("budget_fit", "")).startswith("under") else "")
     lines = [
-        f"Winner: trial {w['trial']}, α = {w['alpha']:.4f}, β = {w['beta']:.4f}, γ = {w['gamma']:.4f} "
-        f"({metric.law.text} = {metric.law.factor(w['alpha'], w['beta'], w['gamma']):.3f}); effective "
+        f"Winner: network {w['network']}, decided at φ = {w['decided_at_phi']}: the grid points α "
+        f"{interval(w['alpha_range'], '.4g')}, β {interval(w['beta_range'], '.4g')} (γ "
+        f"{interval(w['gamma_range'], '.4g')}) build it ({len(w['network_trials'])} point(s)). Reported: α = "
+        f"{w['alpha']:.4f}, β = {w['beta']:.4f}, γ = {w['gamma']:.4f} ({metric.law.text} = "
+        f"{metric.law.factor(w['alpha'], w['beta'], w['gamma']):.3f}; {w['point_rule']}). What was trained: effective "
         f"α = {_num(w['alpha_eff'], '.4f')}, β = {_num(w['beta_eff'], '.4f')}, γ = {_num(w['gamma_eff'], '.4f')}.",
         f"Built as depth ×{_num(w['depth_mult'], '.3f')}, width ×{_num(w['width_mult'], '.3f')} at "
         f"{w['resolution']} px: measured {metric.name} ratio {_num(ratio)} to the φ = 0 proxy "
-        f"(budget {report.budget:g}x ± {report.tolerance:.0%} in {metric.label}); FLOP ratio "
+        f"(budget {report.budget:g}x{'²' if w['decided_at_phi'] == 2 else ''} ± {report.tolerance:.0%} in "
+        f"{metric.label}); FLOP ratio "
         f"{_num(w['measured_flops_ratio'])}; {_int(w.get('flops'))} multiply-adds, {_int(w.get('params'))} "
         f"parameters, {_int(w.get('activations'))} activations{latency}.{under}",
         f"Validation accuracy {_accuracy(w['accuracy'], w['accuracy_std'])} (mean ± std) over {w['seeds']} "
@@ -134,10 +173,31 @@ def winner_lines(report: RunReport) -> list[str]:
                                 else "") + ".",
     ]
     c = w.get("comparison")
-    runner = (f"runner-up trial {c['runner_up_trial']} ({_num(c['runner_up_accuracy'], '.4f')})"
+    runner = (f"runner-up {c['runner_up_network']} ({_num(c['runner_up_accuracy'], '.4f')})"
               if c else "no runner-up")
-    lines.append(f"Verdict against the {runner}: {w['verdict']['text']}.")
+    lines.append(f"Verdict of the highest mean against the {runner}: {w['verdict']['text']}.")
+    if w.get("highest_mean_network", w["network"]) != w["network"]:
+        lines.append(f"The answer is {w['network']}: {w['choice']}.")
+    lines += answer_caveats(w)
     return lines
+
+
+def answer_caveats(w: dict) -> list[str]:
+    """What the answer could not resolve, and how the refinement round went: said wherever the answer is."""
+    out = []
+    if w.get("unseparated"):
+        names = ", ".join(f"{u['network']} (α {interval(u['alpha_range'], '.3g')}, β "
+                          f"{interval(u['beta_range'], '.3g')}, {u['resolution']} px, {_num(u['accuracy'], '.4f')})"
+                          for u in w["unseparated"])
+        out.append(f"Not separated: the seeds cannot tell the winner from {names}; any of these rules is as "
+                   "well supported as the winner's.")
+    ref = w.get("refinement") or {}
+    if ref.get("ran"):
+        out.append(f"Refined at φ = 2 ({'; '.join(ref.get('reasons', []))}): {', '.join(ref.get('networks', []))} "
+                   f"built again at budget²; at φ = 1 the answer was: {ref.get('phi1_answer', '?')}.")
+    elif ref.get("why_not") and ref.get("reasons"):
+        out.append(f"Not refined ({'; '.join(ref['reasons'])}): {ref['why_not']}.")
+    return out
 
 
 def provenance_items(report: RunReport) -> list[tuple[str, str]]:
@@ -187,8 +247,8 @@ def caption(report: RunReport) -> str:
 
 # ------------------------------------------------------------------ JSON and CSV: full precision
 
-def _ranked_dict(item) -> dict:
-    return {"rank": item.rank, **item.record.to_dict(), "same_network_as": item.same_network_as}
+def _ranked_dict(item: RankedNetwork) -> dict:
+    return {"rank": item.rank, **item.network.to_dict()}
 
 
 def to_json(report: RunReport, figures: Sequence[Path] = ()) -> str:
@@ -196,7 +256,7 @@ def to_json(report: RunReport, figures: Sequence[Path] = ()) -> str:
         "study": report.study, "storage": report.storage, "run_dir": str(report.run_dir),
         "complete": report.complete, "flop_convention": FLOP_CONVENTION, "cost": report.metric.to_dict(),
         "budget": report.budget, "tolerance": report.tolerance, "alpha_level": report.significance,
-        "seeds_policy": report.config.get("seeds"),
+        "seeds_policy": report.config.get("seeds"), "point_rule": POINT_RULE,
         "winner": report.winner,
         "ranking": [_ranked_dict(item) for item in report.ranking],
         "not_trained": [r.to_dict() for r in report.not_trained],
@@ -209,19 +269,26 @@ def to_json(report: RunReport, figures: Sequence[Path] = ()) -> str:
 
 
 def to_csv(report: RunReport) -> str:
-    """The ranking, then every candidate that was not trained; trials.csv's columns plus rank."""
+    """One row per ranked network (its interval, points, and the trained point's trials.csv columns), then
+    every point that was not trained."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
 
-    def write(record: CandidateRecord, rank, same) -> None:
-        row = {"rank": rank, **record.row(), "same_network_as": same}
+    def write(record: CandidateRecord, extra: dict) -> None:
+        row = {**{k: v for k, v in record.row().items() if k not in ("network", "phi")}, **extra}
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
     for item in report.ranking:
-        write(item.record, item.rank, item.same_network_as)
+        n = item.network
+        write(item.record, {"rank": item.rank, "network": n.network, "phi": n.phi,
+                            "alpha_range_low": n.alpha_range[0], "alpha_range_high": n.alpha_range[1],
+                            "beta_range_low": n.beta_range[0], "beta_range_high": n.beta_range[1],
+                            "gamma_range_low": n.gamma_range[0], "gamma_range_high": n.gamma_range[1],
+                            "points": len(n.points), "trials": " ".join(str(t) for t in n.trials),
+                            "accuracy": n.accuracy, "accuracy_std": n.accuracy_std, "seeds": n.seeds})
     for record in report.not_trained:
-        write(record, None, None)
+        write(record, {"network": record.network, "phi": record.phi, "points": 1, "trials": str(record.trial)})
     return buf.getvalue()
 
 
@@ -248,10 +315,10 @@ def to_markdown(report: RunReport, figures: Sequence[Path] = ()) -> str:
            ""]
     out += [f"> Note: {md_escape(n)}" for n in report.notes] + ([""] if report.notes else [])
     out += ["## Winner", "", *[md_escape(line) + "  " for line in winner_lines(report)], ""]
-    out += ["## Ranking", "",
-            "Trained candidates, best first (rank 1 is the winner); nominal and effective coefficients, the "
-            "measured cost ratio (in the budget's metric) to the φ = 0 proxy, parameters, validation accuracy mean ± std over seeds.", ""]
-    out += _md_table(RANKING_HEADERS, ranking_rows(report), RANKING_TEXT)
+    for _, heading, rows in ranking_sections(report, ranking_rows(report)) or [(1, "Ranking", [])]:
+        out += [f"## {md_escape(heading)}", "", md_escape(RANKING_INTRO), ""]
+        out += _md_table(RANKING_HEADERS, rows, RANKING_TEXT) + [""]
+    out.pop()
     out += ["", "## Not trained: rejected, pruned, failed", ""]
     rows = not_trained_rows(report)
     out += (_md_table(NOT_TRAINED_HEADERS, rows, NOT_TRAINED_TEXT) if rows else ["None: every candidate trained."])
@@ -321,15 +388,16 @@ def to_latex(report: RunReport, figures: Sequence[Path] = ()) -> str:
            rf"\section*{{{latex_escape(title(report))}}}", ""]
     out += [latex_escape(f"Note: {n}.") + "\n" for n in report.notes]
     out += [latex_escape(" ".join(winner_lines(report))), ""]
-    out += _latex_table(LATEX_RANKING_HEADERS, latex_ranking_rows(report), "r" * len(LATEX_RANKING_HEADERS),
-                        f"Trained candidates of study {report.study}, best first (rank 1 is the winner): nominal "
-                        f"and effective coefficients, measured cost ratio (in the budget's metric) to the φ = 0 proxy, parameters, and "
-                        f"validation accuracy in percent. A rank marked * is a grid point that rounding built into "
-                        f"the same network as the row above it (trained once, same results). {_sentence(cap)}",
-                        "tab:scalesearch-ranking", colsep="2pt")
+    for phi, heading, rows in ranking_sections(report, latex_ranking_rows(report)):
+        out += _latex_table(LATEX_RANKING_HEADERS, rows, "rl" + "r" * (len(LATEX_RANKING_HEADERS) - 2),
+                            f"{heading}, study {report.study}. Distinct networks, best first (rank 1 is the winner), "
+                            f"one row each: the interval of nominal α, β, γ of the grid points that build it, the "
+                            f"effective coefficients of what was built, the measured cost ratio (in the budget's "
+                            f"metric) to the φ = 0 proxy, parameters, and validation accuracy in percent. "
+                            f"{_sentence(cap)}", f"tab:scalesearch-ranking-phi{phi}", colsep="2pt")
     rows = not_trained_rows(report)
     if rows:
-        out += _latex_table(NOT_TRAINED_HEADERS, rows, "rlrrrrrp{0.34\\linewidth}",
+        out += _latex_table(NOT_TRAINED_HEADERS, rows, "rllrrrrrp{0.30\\linewidth}",
                             f"Candidates that were not trained, or whose training ended early, with the reason. "
                             f"{_sentence(cap)}", "tab:scalesearch-not-trained")
     for i, payload in enumerate(report.comparisons):
@@ -394,8 +462,9 @@ def to_html(report: RunReport, figures: Sequence[Path] = ()) -> str:
              f"<p>{e(_sentence(cap))}</p>"]
     parts += [f'<p class="note">Note: {e(n)}</p>' for n in report.notes]
     parts += ["<h2>Winner</h2>", *[f"<p>{e(line)}</p>" for line in winner_lines(report)]]
-    parts += ["<h2>Ranking</h2>", _html_table(RANKING_HEADERS, ranking_rows(report), RANKING_TEXT,
-                                              "Trained candidates, best first. " + _sentence(cap), 0 if report.ranking else None)]
+    for i, (_, heading, rows) in enumerate(ranking_sections(report, ranking_rows(report))):
+        parts += [f"<h2>{e(heading)}</h2>", _html_table(RANKING_HEADERS, rows, RANKING_TEXT,
+                                                        f"{RANKING_INTRO} {_sentence(cap)}", 0 if i == 0 else None)]
     parts += ["<h2>Not trained: rejected, pruned, failed</h2>"]
     rows = not_trained_rows(report)
     parts += [_html_table(NOT_TRAINED_HEADERS, rows, NOT_TRAINED_TEXT, _sentence(cap)) if rows else "<p>None: every candidate trained.</p>"]
