@@ -30,12 +30,68 @@ class FamilyMember:
     activations: int = 0  # output elements of conv and linear layers, batch 1
     latency_ms: float | None = None  # median forward time; measured where the table's metric is latency
     cost_ratio: float | None = None  # the member's cost / the φ = 0 member's, in the table's metric
+    # α^φ and β^φ at the ends of the winner's intervals (expand --from a run): what the table rests on
+    depth_mult_low: float | None = None
+    depth_mult_high: float | None = None
+    width_mult_low: float | None = None
+    width_mult_high: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def has_interval(self) -> bool:
+        return self.depth_mult_low is not None and (self.depth_mult_high - self.depth_mult_low > 1e-9
+                                                    or self.width_mult_high - self.width_mult_low > 1e-9)
+
 
 COLUMNS = tuple(FamilyMember.__dataclass_fields__)
+
+
+def with_intervals(members: list[FamilyMember], alpha_range, beta_range, *, step_down: bool) -> list[FamilyMember]:
+    """Each member with the depth and width multipliers the ends of a run's α and β intervals give at its φ
+    (a step down's intervals read upwards, as its coefficients are)."""
+    from dataclasses import replace
+
+    def ends(span, phi):
+        lo, hi = span
+        if step_down:
+            lo, hi = 1 / hi, 1 / lo
+        return tuple(sorted((lo**phi, hi**phi)))
+
+    out = []
+    for m in members:
+        (d0, d1), (w0, w1) = ends(alpha_range, m.phi), ends(beta_range, m.phi)
+        out.append(replace(m, depth_mult_low=d0, depth_mult_high=d1, width_mult_low=w0, width_mult_high=w1))
+    return out
+
+
+def interval_notes(members: list[FamilyMember], answer: dict) -> list[str]:
+    """What the run's intervals mean for the family, one line per member whose depth or width they leave open."""
+    (a0, a1), (b0, b1) = answer["alpha_range"], answer["beta_range"]
+    head = (f"The run's winner {answer.get('network') or ''} stands for α {a0:.4g}-{a1:.4g}, β {b0:.4g}-{b1:.4g} "
+            f"(decided at φ = {answer.get('decided_at_phi') or 1}); the table uses the centre. Across the interval:")
+    lines = [f"{m.name} depth x{m.depth_mult_low:.3g}-x{m.depth_mult_high:.3g}, width "
+             f"x{m.width_mult_low:.3g}-x{m.width_mult_high:.3g}" for m in members if m.has_interval]
+    return [head + " " + "; ".join(lines)] if lines else []
+
+
+def unseparated_caveat(answer: dict) -> str | None:
+    """The head of a family table whose rule the run could not tell from others."""
+    if answer.get("separated") is not False or not answer.get("unseparated"):
+        return None
+    others = ", ".join(f"{u.get('network')} (α {_span(u.get('alpha_range'))}, β {_span(u.get('beta_range'))})"
+                       for u in answer["unseparated"])
+    return (f"Caveat: the run's winner {answer.get('network')} is NOT separated from {others}: the seeds could not "
+            "tell these rules apart, and this table follows only one of them.")
+
+
+def _span(values) -> str:
+    try:
+        lo, hi = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return "?"
+    return f"{lo:.3g}" if abs(hi - lo) < 1e-9 else f"{lo:.3g}-{hi:.3g}"
 
 
 def member_name(prefix: str, phi: float) -> str:

@@ -19,6 +19,7 @@ class CoefficientSource:
     best_json: Path | None = None
     family: str | None = None  # the family a run searched (expand uses it unless --family says otherwise)
     cost: dict | None = None  # the metric a run's budget held on (best.json's "cost"), None: not from a run
+    answer: dict | None = None  # a run's intervals and verdict (best.json's), None: not from a run, or an old one
 
 
 def read_best_json(path: Path) -> CoefficientSource:
@@ -35,7 +36,22 @@ def read_best_json(path: Path) -> CoefficientSource:
     family = config.get("family") if isinstance(config, dict) else None
     cost = data.get("cost") if isinstance(data.get("cost"), dict) else None
     return CoefficientSource(coeffs, f"the winner in {path}", path, family if isinstance(family, str) else None,
-                             cost)
+                             cost, _answer(data))
+
+
+def _answer(data: dict) -> dict | None:
+    """What a run's best.json says its coefficients rest on: the winner's intervals and what it could not be told
+    apart from (a best.json from before networks were ranked has none)."""
+    try:
+        ranges = {k: [float(v) for v in data[k]] for k in ("alpha_range", "beta_range")}
+    except (KeyError, TypeError, ValueError):
+        return None
+    if any(len(r) != 2 for r in ranges.values()):
+        return None
+    unseparated = data.get("unseparated") if isinstance(data.get("unseparated"), list) else []
+    return {**ranges, "network": data.get("network"), "decided_at_phi": data.get("decided_at_phi"),
+            "separated": data.get("separated"), "answer": data.get("answer"),
+            "unseparated": [u for u in unseparated if isinstance(u, dict)]}
 
 
 def latest_best_json(runs_dir: Path = DEFAULT_RUNS_DIR) -> Path | None:
