@@ -103,3 +103,26 @@ def test_race_stops_at_the_cap_or_when_only_the_leader_is_left():
     clear = {"a": {0: 0.9, 1: 0.91, 2: 0.92}, "b": {0: 0.5, 1: 0.52, 2: 0.49}}
     rnd = race(clear, cap=5)
     assert rnd.done and rnd.contenders == ("a",)
+
+
+def test_the_first_round_races_the_middle_and_the_budget_bounds_the_whole_race():
+    """Second seeds go to the best six (the ranking's middle, not only its top); a near-tied field then races two
+    at a time; the extra trainings never exceed race_budget (6 + 2 at a cap of 3), however the means reorder."""
+    import random
+
+    from scalesearch.racing import race_budget
+
+    one_seed = {f"c{i}": {0: 0.90 + 0.001 * i} for i in range(12)}
+    first = race(one_seed, cap=3, first_round=6, budget=race_budget(3))
+    assert len(first.contenders) == 6 and {s for _, s in first.next_items} == {1}
+    for seed in range(20):
+        rng = random.Random(seed)
+        results = {f"c{i}": {0: 0.96 + rng.uniform(-0.01, 0.01)} for i in range(12)}
+        extra = 0
+        while not (rnd := race(results, cap=3, first_round=6, max_contenders=2,
+                               budget=race_budget(3) - extra)).done:
+            assert len(rnd.contenders) <= (6 if extra == 0 else 2)
+            for c, s in rnd.next_items:
+                results[c][s] = 0.96 + rng.uniform(-0.01, 0.01)
+                extra += 1
+        assert extra <= race_budget(3) == 8

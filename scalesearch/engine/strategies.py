@@ -16,14 +16,13 @@ A new strategy is a subclass (here or in a module of its own) and one line in ST
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import optuna
 
-from dataclasses import dataclass
-
 from ..errors import UserError
-from ..racing import race
+from ..racing import FIRST_ROUND, LATER_CONTENDERS, race, race_budget
 from ..samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
 from ..scaling import coefficients_from_simplex, grid_candidates, grid_ends
 from . import queue
@@ -135,7 +134,10 @@ class Strategy:
         phi = 2 if any(r.phi == 2 for r in records) else 1  # the round now open (φ = 1 is final once 2 started)
         params_of = candidate_params(trials)
         if self.racing:
-            rnd = race(race_results(networks, phi), cap=self.cap, significance=cfg.significance)
+            results = race_results(networks, phi)
+            spent = sum(len(accs) - 1 for accs in results.values())  # extra trainings this φ's race has had
+            rnd = race(results, cap=self.cap, significance=cfg.significance, first_round=FIRST_ROUND,
+                       max_contenders=LATER_CONTENDERS, budget=race_budget(self.cap) - spent)
             if rnd.next_items:
                 by_id = {n.network: n for n in networks}
                 items = [(params_of[by_id[net].rep.params_key], seed) for net, seed in rnd.next_items]
