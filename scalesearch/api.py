@@ -418,6 +418,10 @@ def _within_cap(members: list, max_params: int | None, note: Callable[[str], Non
     if max_params is None:
         return members
     over = [m for m in members if m.params > max_params]
+    if over and len(over) == len(members):  # an empty table is no answer: the cap is a mistake, said in one line
+        smallest = min(members, key=lambda m: m.params)
+        raise UserError(f"--max-params {max_params:,} leaves no member: the smallest, {smallest.name}, has "
+                        f"{smallest.params:,} parameters; raise the cap")
     if over:
         note(f"Left out over --max-params {max_params:,}: " + ", ".join(f"{m.name} ({m.params:,} parameters)"
                                                                      for m in over))

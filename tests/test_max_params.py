@@ -80,3 +80,10 @@ def test_a_bad_cap_is_refused_before_any_member_is_measured(monkeypatch):
     monkeypatch.setattr(expansion, "expand_family", measured)
     with pytest.raises(scalesearch.UserError, match="--max-params"):
         scalesearch.expand(alpha=1.2, beta=1.1, gamma=1.15, phis=[1], max_params=0)
+
+
+def test_a_preset_table_with_no_member_under_the_cap_is_one_line(cli):
+    """Defect: `expand --preset efficientnet --max-params 10` wrote an empty table and exited 0."""
+    code, out, err = cli("expand", "--phi", "0..2", "--preset", "efficientnet", "--max-params", "10")
+    line = one_line_error(err)
+    assert code == 2 and out == "" and "--max-params 10 leaves no member" in line and "B0" in line
