@@ -1,6 +1,7 @@
 """Write a small real-format image folder for checking the proxy on data that is not the embedded set.
 
     python benchmarks/make_glyphs.py /tmp/glyphs
+    python benchmarks/make_glyphs.py /tmp/glyphs96 --size 96   # the same letters drawn larger (refinement checks)
 
 Ten letters (A B C D E F G H K R) rendered with the fonts installed on the machine (fontconfig's usual
 folders), 40 x 40 px, random size, offset and a small rotation: `train/<letter>/*.png` (300 a letter) and
@@ -33,10 +34,12 @@ def render(letter: str, font: Path, rng: random.Random, size: int = 40) -> Image
     bg = tuple(rng.randint(170, 255) for _ in range(3))
     img = Image.new("RGB", (size, size), bg)
     draw = ImageDraw.Draw(img)
-    face = ImageFont.truetype(str(font), rng.randint(20, 30))
+    scale = size / 40  # the layout was drawn for 40 px; larger images carry the same letters in more pixels
+    face = ImageFont.truetype(str(font), round(rng.randint(20, 30) * scale))
     x0, y0, x1, y1 = draw.textbbox((0, 0), letter, font=face)
-    draw.text(((size - (x1 - x0)) / 2 - x0 + rng.randint(-3, 3), (size - (y1 - y0)) / 2 - y0 + rng.randint(-3, 3)),
-              letter, font=face, fill=fg)
+    jitter = round(3 * scale)
+    draw.text(((size - (x1 - x0)) / 2 - x0 + rng.randint(-jitter, jitter),
+               (size - (y1 - y0)) / 2 - y0 + rng.randint(-jitter, jitter)), letter, font=face, fill=fg)
     return img.rotate(rng.uniform(-10, 10), resample=Image.BILINEAR, fillcolor=bg)
 
 
@@ -44,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--size", type=int, default=40, help="image size in pixels (40 by default)")
     args = ap.parse_args()
     available = fonts()
     if len(available) < 10:
@@ -56,7 +60,7 @@ def main() -> None:
             folder = args.out / split / letter
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_letter):
-                render(letter, rng.choice(pool), rng).save(folder / f"{i}.png")
+                render(letter, rng.choice(pool), rng, args.size).save(folder / f"{i}.png")
     print(f"{args.out}: {len(LETTERS) * 360} images from {len(available)} fonts ({len(held_out)} for the test split)")
 
 

@@ -106,6 +106,8 @@ class SearchConfig:
         if not (0 < self.significance < 0.5):
             raise UserError(f"--alpha-level must be in (0, 0.5), got {self.significance:g}")
         check_max_params(self.max_params)
+        if self.refine not in (None, True, False):
+            raise UserError(f"refine must be True, False or None (the device's default), got {self.refine!r}")
         if self.trials < 1:
             raise UserError(f"--trials must be >= 1, got {self.trials}")
         if self.sampler not in SAMPLERS:

@@ -170,10 +170,11 @@ class Experiment:
                  f"budget: {config.budget_label} the proxy's {config.metric.label}, ±{config.tolerance:.0%}; "
                  f"nominal γ from {config.metric.law.text} = {config.budget:g}"]
         if config.mode in ("grid", "search"):
-            notes.append(f"refinement {'on' if refine else 'off'}"
-                         + (" (--refine): what φ = 1 leaves open is decided by the φ = 2 members, at "
+            why = {True: "--refine", False: "--no-refine"}.get(config.refine, f"the {device.type.upper()} default")
+            notes.append(f"refinement {'on' if refine else 'off'} ({why})"
+                         + (": what φ = 1 leaves open is decided by the φ = 2 members, at "
                             f"{config.budget_label}² (images up to {largest} px)" if refine else
-                            f" ({'--no-refine' if config.refine is False else 'the CPU default'}): the answer is "
+                            ": the answer is "
                             "decided at φ = 1"))
         return cls(config, proxy, data, device, reference, fingerprint, notes, refine=refine)
 

@@ -96,7 +96,7 @@ def accuracy_vs_flops(report: RunReport, stem: Path) -> Drawn:
         w = report.winner_record
         star = ax.scatter([cost_of(w)], [100 * w.accuracy], marker="*", s=260, facecolor="none",
                           edgecolor=WINNER_COLOUR, linewidth=1.6, zorder=4,
-                          label=f"winner (trial {w.trial}): {100 * w.accuracy:.1f}%")
+                          label=f"winner {report.winner_network.network}: {100 * w.accuracy:.1f}%")
         drawn["winner"] = _offsets(star)
         if own_metric:
             base = cost_of(w) / (w.cost_ratio or w.flops_ratio)  # the φ = 0 proxy's cost, as the run measured it
