@@ -40,6 +40,10 @@ class RoundingExperiment:
         self.refine, self.tied = refine, tied
         self.calls = []
 
+    def structure_key(self, member):
+        c = member.coefficients
+        return member.phi, blocks(c.alpha, member.phi), round(c.beta**member.phi, 6)
+
     def evaluate(self, trial, member, seed):
         c, phi = member.coefficients, member.phi
         n = blocks(c.alpha, phi)

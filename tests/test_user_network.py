@@ -4,6 +4,7 @@ reuse a result), the estimated α_eff/β_eff, and how far `expand` lands from it
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -175,6 +176,23 @@ def test_refinement_on_a_user_network_splits_its_points_by_their_phi_2_module_tr
     best = json.loads((out / "best.json").read_text())
     assert best["refinement"]["ran"] and best["decided_at_phi"] == 2
     assert best["network"] in {r["network"] for r in refined}
+    # The report ranks each φ's networks in a table of its own, the decided one first, in every format.
+    code, md, err = cli("report", "--from", out, "--no-figures")
+    assert code == 0, err
+    assert md.index("Ranking at φ = 2") < md.index("Ranking at φ = 1") and "Refined at φ = 2" in md
+    code, js, err = cli("report", "--from", out, "--format", "json", "--no-figures")
+    ranking = json.loads(js)["ranking"]
+    assert [r["phi"] for r in ranking] == sorted((r["phi"] for r in ranking), reverse=True)
+    assert len(ranking) == len({(r["phi"], r["network"]) for r in rows if r["state"] == "complete"})
+    tex = tmp_path / "r.tex"
+    code, _, err = cli("report", "--from", out, "--out", tex, "--no-figures")
+    assert code == 0, err
+    if shutil.which("pdflatex"):
+        (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
+                                          "\\input{r.tex}\\end{document}\n")
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout[-2000:]
 
 
 def expand_vgg(cli, *extra):
