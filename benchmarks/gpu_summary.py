@@ -49,12 +49,12 @@ def grid_figures(run: Path) -> dict | None:
         return None
     rows = list(csv.DictReader(rows_path.open()))
     networks = {}
-    for r in rows:  # grid points that rounding built into one network count once (same blocks, widths, size)
-        if r["state"] == "complete" and r["accuracy"]:
-            key = (round(float(r["alpha_eff"]), 6), round(float(r["beta_eff"]), 6), r["resolution"])
+    for r in rows:  # grid points that rounding built into one network count once; φ = 1 only (the search)
+        if r["state"] == "complete" and r["accuracy"] and r.get("phi", "1") in ("", "1"):
+            key = r.get("architecture") or (f"depth x{round(float(r['alpha_eff']), 6):g} width "
+                                            f"x{round(float(r['beta_eff']), 6):g} {r['resolution']}px")
             networks.setdefault(key, float(r["accuracy"]))
-    figures = {"points": len(rows), "trained": sum(r["state"] == "complete" for r in rows),
-               "networks": {f"depth x{k[0]:g} width x{k[1]:g} {k[2]}px": v for k, v in networks.items()}}
+    figures = {"points": len(rows), "trained": sum(r["state"] == "complete" for r in rows), "networks": networks}
     if networks:
         figures["spread_points"] = round(100 * (max(networks.values()) - min(networks.values())), 1)
     overheads = trial_overheads(run)
@@ -65,7 +65,8 @@ def grid_figures(run: Path) -> dict | None:
     best = run / "best.json"
     if best.exists():
         b = json.loads(best.read_text())
-        figures["winner"] = {k: b.get(k) for k in ("alpha", "beta", "resolution", "accuracy", "accuracy_std")}
+        figures["winner"] = {k: b.get(k) for k in ("network", "alpha", "beta", "alpha_range", "beta_range",
+                                                    "decided_at_phi", "resolution", "accuracy", "accuracy_std")}
         figures["complete"] = b.get("complete")
     return figures
 
