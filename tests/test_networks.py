@@ -182,3 +182,19 @@ def test_networks_the_seeds_cannot_separate_answer_with_the_cheapest(study, tmp_
     records[0].seed_accuracies = {0: 0.95, 1: 0.951, 2: 0.949}
     answer = decide(group_networks(records), budget=2.0)
     assert answer.winner.network == "N2" and answer.top is None
+
+
+def test_a_sampler_study_refines_its_drawn_points_without_drawing_more(study, tmp_path):
+    """`search --refine`: the φ = 2 members of drawn points are items of their own, not new draws (--trials holds),
+    and each is trained once."""
+    cfg = SearchConfig(mode="search", budget=2.0, trials=8, sampler="random", out=tmp_path, seeds=1)
+    exp = RoundingExperiment(refine=True)
+    records = run(cfg, exp, study)
+    drawn = [r for r in records if r.phi == 1]
+    refined = [r for r in records if r.phi == 2]
+    assert len(drawn) == 8 and refined  # one seed separates nothing: the contenders go to φ = 2
+    assert {r.params_key for r in refined} <= {tuple(sorted((*r.params_key, ("phi", 2)))) for r in drawn}
+    phi2 = [c for c in exp.calls if c[2] == 2]
+    assert len(phi2) == len(set(phi2)) == len(refined)
+    best = best_payload(records, budget=2.0, tolerance=0.1, significance=0.05, complete=True, extra={}, refine=True)
+    assert best["decided_at_phi"] == 2

@@ -426,3 +426,26 @@ def test_a_racing_decision_reaches_every_workers_console(study, tmp_path):
     lines_c = []
     Worker(cfg, exp, study, 2).work(lambda *_: None, lines_c.append)
     assert not [line for line in lines_c if line.startswith("racing:")]
+
+
+def test_a_worker_stays_when_a_peer_queued_the_next_round_first(study, tmp_path, monkeypatch):
+    """Defect: a worker that found the next round (racing seeds) already queued by a peer, between its look at the
+    study and its own queueing, stopped: the peer raced alone (a default grid took 460 s instead of 350)."""
+    from scalesearch.engine import run as run_module
+
+    cfg = grid_config(tmp_path, seeds="auto")
+    exp = FakeExperiment(seed_cap=3)
+    real = queue.ensure_queued
+    raced = []
+
+    def peer_first(study_, items):
+        items = list(items)
+        if any(seed > 0 for _, seed in items) and not raced:  # the first racing round: the peer queues it first
+            raced.append(real(study_, items))
+        return real(study_, items)
+
+    monkeypatch.setattr(run_module.queue, "ensure_queued", peer_first)
+    run_worker(cfg, exp, study)
+    assert raced and raced[0] > 0
+    assert any(seed > 0 for *_, seed in exp.calls)  # this worker trained the round the peer queued
+    assert all(s.settled for s in statuses(study).values())

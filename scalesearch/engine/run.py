@@ -362,6 +362,11 @@ class Worker:
                 if added:
                     self._post_racing_note(rnd.note, log_line)
                     continue
+                # Queued by another worker between this one's look at the study and now: work on them too.
+                statuses = queue.item_statuses(study.get_trials(deepcopy=False))
+                if not all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
+                           for p, s in rnd.items):
+                    continue
             break
 
 
