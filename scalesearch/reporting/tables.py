@@ -69,8 +69,13 @@ def ranking_rows(report: RunReport) -> list[list[str]]:
     rows = []
     for item in report.ranking:
         n, r = item.network, item.record
-        answer = report.winner_network
-        note = "winner" if n is answer else ("highest mean" if item is report.ranking[0] else "")
+        first_answer = (report.winner or {}).get("refinement", {}) or {}
+        if n is report.winner_network:
+            note = "winner"
+        elif n.phi == 1 and report.phis[0] == 2 and n.network == first_answer.get("phi1_network"):
+            note = "the answer at φ = 1, refined"
+        else:
+            note = "highest mean" if item.rank == 1 else ""
         if r.under_budget:
             note = "; ".join(x for x in (note, r.budget_fit) if x)
         rows.append([str(item.rank), n.network, str(n.phi), interval(n.alpha_range), interval(n.beta_range),
