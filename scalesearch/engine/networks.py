@@ -140,6 +140,7 @@ class Answer:
     unseparated: tuple[NetworkRecord, ...]  # networks the seeds could not tell from the highest mean, best first
     coefficients: Coefficients  # the point of the interval the answer reports (POINT_RULE)
     top: NetworkRecord | None = None  # the highest mean, where the answer is a cheaper network tied with it
+    tested: tuple[NetworkRecord, ...] = ()  # the highest mean and those a paired test could not separate from it
 
     @property
     def separated(self) -> bool:
@@ -150,9 +151,9 @@ class Answer:
         """How the answer was picked, in a sentence."""
         if self.top is None:
             return "the highest mean accuracy"
-        tied = len(self.unseparated) + 1
-        return (f"the cheapest of the {tied} networks a paired test could not separate from the highest mean "
-                f"({self.top.network}, {self.top.accuracy:.4f}), by the one-standard-error rule")
+        return (f"the cheapest of {', '.join(n.network for n in self.tested)}: the highest mean "
+                f"({self.top.network}, {self.top.accuracy:.4f}) and what a paired test on {MIN_TEST_SEEDS}+ seeds "
+                "could not separate from it, by the one-standard-error rule")
 
 
 def decide(networks: Sequence[NetworkRecord], *, budget: float, law: ScalingLaw = FLOPS_LAW,
@@ -174,7 +175,7 @@ def decide(networks: Sequence[NetworkRecord], *, budget: float, law: ScalingLaw 
     unseparated = tuple(n for n in [top, *tied] if n is not winner)
     point = coefficients_from_intervals(winner.alpha_range, winner.beta_range, budget, law)
     return Answer(winner, v, by_id.get(v.runner_up) if v.runner_up is not None else None, phi, unseparated, point,
-                  top=None if winner is top else top)
+                  top=None if winner is top else top, tested=(top, *tested))
 
 
 def _cost(n: NetworkRecord) -> float:
@@ -281,8 +282,8 @@ def refinement_summary(networks: Sequence[NetworkRecord], *, refine: bool, budge
         out["why_not"] = "the φ = 1 winner is separated, its intervals are one grid step or less, and it does " \
                          "not scale resolution alone"
     elif not ran:
-        out["why_not"] = ("off (--no-refine, the default on the CPU: a φ = 2 member trains two to three times as "
-                          "long); run with --refine to decide this at φ = 2") if not refine else "not started yet"
+        out["why_not"] = ("off (--no-refine, the default on the CPU: a φ = 2 member trains about twice as long); "
+                          "run with --refine to decide this at φ = 2") if not refine else "not started yet"
     return out
 
 

@@ -194,8 +194,9 @@ def answer_caveats(w: dict) -> list[str]:
         names = ", ".join(f"{u['network']} (α {interval(u['alpha_range'], '.3g')}, β "
                           f"{interval(u['beta_range'], '.3g')}, {u['resolution']} px, {_num(u['accuracy'], '.4f')})"
                           for u in w["unseparated"])
-        out.append(f"Not separated: the seeds cannot tell the winner from {names}; any of these rules is as "
-                   "well supported as the winner's.")
+        out.append(f"Not separated: within seed noise of the highest mean (a paired test on 3+ seeds, or less than "
+                   f"2√2 seed deviations below it with fewer): {names}; any of these rules is as well supported as "
+                   "the answer's.")
     ref = w.get("refinement") or {}
     if ref.get("ran"):
         out.append(f"Refined at φ = 2 ({'; '.join(ref.get('reasons', []))}): {', '.join(ref.get('networks', []))} "
