@@ -198,3 +198,19 @@ def test_a_sampler_study_refines_its_drawn_points_without_drawing_more(study, tm
     assert len(phi2) == len(set(phi2)) == len(refined)
     best = best_payload(records, budget=2.0, tolerance=0.1, significance=0.05, complete=True, extra={}, refine=True)
     assert best["decided_at_phi"] == 2
+
+
+def test_the_resolution_only_network_always_goes_to_phi_2_when_the_seeds_could_not_rule_it_out():
+    """Four networks tied with the winner: three go on, and the resolution-only one (α = β = 1) too, though it
+    ranks fourth: whether more pixels still pay at φ = 2 is the question it leaves."""
+    from scalesearch.engine.results import CandidateRecord
+
+    def net(trial, alpha, beta, acc):
+        r = CandidateRecord(trial, "complete", alpha, beta, 1.2, (("a", alpha), ("b", beta)), cost_ratio=2.0,
+                            architecture=f"{alpha}/{beta}", network=f"N{trial + 1}")
+        r.seed_accuracies = {0: acc, 1: acc - 0.02 * (trial % 2) + 0.01}  # two seeds: a seed noise is known
+        return r
+
+    records = [net(0, 1.05, 1.05, 0.95), net(1, 1.1, 1.0, 0.949), net(2, 1.0, 1.1, 0.948), net(3, 1.0, 1.0, 0.947)]
+    plan = plan_refinement(group_networks(records), budget=2.0)  # all within 2√2σ of the leader
+    assert [n.network for n in plan.networks] == ["N1", "N3", "N2", "N4"] and not plan.left_out  # N4: 4th by mean

@@ -193,7 +193,8 @@ def ranked(networks: Sequence[NetworkRecord], phi: int) -> list[NetworkRecord]:
 
 
 #: At most this many φ = 1 networks go to the refinement round (the winner and the best of those the seeds could
-#: not tell from it), as racing races at most 3: a φ = 2 member costs two to three φ = 1 trainings.
+#: not tell from it), and the resolution-only one where it is among them: a φ = 2 member costs about two φ = 1
+#: trainings.
 MAX_REFINED = 3
 
 
@@ -238,13 +239,21 @@ def plan_refinement(networks: Sequence[NetworkRecord], *, budget: float, law: Sc
     wide = [name for name, (lo, hi) in (("α", w.alpha_range), ("β", w.beta_range)) if hi - lo > step + 1e-9]
     if wide:
         reasons.append(f"{w.network}'s {' and '.join(wide)} interval spans more than one grid step")
-    if w.alpha_range == (1.0, 1.0) and w.beta_range == (1.0, 1.0):
+    if _resolution_only(w):
         reasons.append(f"{w.network} scales resolution alone")
         if answer.runner_up is not None and answer.runner_up not in chosen:
             chosen.append(answer.runner_up)
     if not reasons:
         return RefinementPlan((), ())
-    return RefinementPlan(tuple(reasons), tuple(chosen[:MAX_REFINED]), tuple(chosen[MAX_REFINED:]))
+    going, left = chosen[:MAX_REFINED], chosen[MAX_REFINED:]
+    # The resolution-only rule, where the seeds could not rule it out, always goes on: it is the one expand would
+    # stretch furthest, and whether more pixels still pay at φ = 2 is the question it leaves.
+    going += [n for n in left if _resolution_only(n)]
+    return RefinementPlan(tuple(reasons), tuple(going), tuple(n for n in left if n not in going))
+
+
+def _resolution_only(n: NetworkRecord) -> bool:
+    return n.alpha_range == (1.0, 1.0) and n.beta_range == (1.0, 1.0)
 
 
 def _network_summary(n: NetworkRecord) -> dict:
