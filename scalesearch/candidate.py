@@ -25,7 +25,7 @@ def resolve_candidate(*, alpha: float | None = None, beta: float | None = None, 
                       family: str = "efficientnet") -> CandidatePlan:
     from .proxy import proxy_for
     from .sources import coefficients_from_options
-    from .train import resolve_device
+    from .host import resolve_device
 
     if any(v is not None for v in (alpha, beta, gamma)) and \
             any(v is not None for v in (width_mult, depth_mult, resolution)):

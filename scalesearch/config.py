@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .host import DEVICES
 from .samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
 from .metrics import CostMetric
 from .scaling import check_budget, grid_size
 
 SAMPLERS = tuple(SAMPLER_FACTORIES)
 PRUNERS = tuple(PRUNER_FACTORIES)
-DEVICES = ("auto", "cpu", "cuda")
 # Guards against a typo running for days or building networks no machine holds (--budget 1e9, --step 1e-9):
 # the default 2x grid has 36 points, 16x about 1,300.
 MAX_BUDGET = 100.0

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UserError
+from .host import DEVICE_TYPES
 from .scaling import ACTIVATIONS_LAW, FLOPS_LAW, ScalingLaw
 
 METRIC_NAMES = ("flops", "activations", "latency")
-LATENCY_DEVICES = ("cpu", "cuda")
+LATENCY_DEVICES = DEVICE_TYPES  # --latency-device
 _LAWS = {"flops": FLOPS_LAW, "activations": ACTIVATIONS_LAW, "latency": FLOPS_LAW}
 
 

@@ -12,7 +12,8 @@ import optuna
 import pytest
 
 from scalesearch.engine import queue
-from scalesearch.engine.local_workers import LocalWorkers, auto_jobs, cpu_cores, thread_share, trial_threads
+from scalesearch.engine.local_workers import LocalWorkers, auto_jobs, thread_share, trial_threads
+from scalesearch.host import cpu_cores
 from scalesearch.scaling import grid_candidates
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -386,10 +386,10 @@ def test_a_trial_whose_process_exited_on_this_machine_is_requeued_at_once(tmp_pa
     import subprocess
     import sys
 
-    from scalesearch.engine.local_workers import process_identity
+    from scalesearch.host import process_identity
     from scalesearch.engine.queue import fail_stale_trials
 
-    child = subprocess.run([sys.executable, "-c", "from scalesearch.engine.local_workers import process_identity; "
+    child = subprocess.run([sys.executable, "-c", "from scalesearch.host import process_identity; "
                             "print(process_identity())"], capture_output=True, text=True, check=True)
     exited = child.stdout.strip()
     s = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")

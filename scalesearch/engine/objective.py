@@ -124,7 +124,7 @@ class Experiment:
         from ..families import get_family
         from ..families.user import probe_family
         from ..proxy import proxy_for
-        from ..train import resolve_device
+        from ..host import resolve_device
 
         device = resolve_device(config.device)
         proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \

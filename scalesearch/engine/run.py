@@ -31,7 +31,8 @@ from .objective import CandidateFailed, Experiment
 from .strategies import Stray, strategy_for
 from .networks import best_payload
 from .results import CandidateRecord, candidate_records, rows_to_csv
-from .local_workers import LocalWorkers, cpu_cores, process_identity, trial_threads
+from ..host import cpu_cores, process_identity
+from .local_workers import LocalWorkers, trial_threads
 from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
 
 log = logging.getLogger("scalesearch.engine")

@@ -18,19 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..host import uses_cuda
 from .local_workers import LocalWorkers, auto_jobs
 from .peers import Peers, device_plan, is_peer
-
-
-def uses_cuda(device: str | None) -> bool:
-    """Whether `device` (auto, cpu, cuda) will train on a GPU here; a bad value is refused later, with the rest."""
-    if device == "cuda":
-        return True
-    if device not in (None, "auto"):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
 
 
 class PeerGroup:
