@@ -55,7 +55,7 @@ def _with_workers(function: str, kwargs: dict, run: Callable, *, device: str | N
                   callbacks: dict) -> RunResult:
     """Run `run(on_open)` with the worker processes `jobs`/`devices` in `kwargs` ask for; each is this very call
     (`function(**kwargs)`) in a process of its own."""
-    from .engine.workers import run_with_peers
+    from .engine.peers import run_with_peers
 
     jobs, devices, per_device = kwargs["jobs"], kwargs["devices"], kwargs["jobs_per_device"]
     say = callbacks.get("log_line") or log.info

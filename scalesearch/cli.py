@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .errors import UserError
+from .errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, say_error, say_interrupted
 from .scaling import parse_budget, parse_phi
 
 app = typer.Typer(
@@ -401,7 +400,7 @@ def _run_search(mode: str, **options) -> None:
                            cost=options.get("cost", "flops")).out_dir
         console.print(f"Interrupted. Finished trials are saved in {out}/; run the same command to resume.")
         _reported_interrupt()
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
     finally:
         stop_bar()
     best, out_dir = result.best, result.out_dir
@@ -610,7 +609,7 @@ def compare(
         stop_bar()
         console.print("Interrupted. Finished arms are saved in the study; run the same command to resume.")
         _reported_interrupt()
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
     finally:
         stop_bar()
     payload = result.best
@@ -711,14 +710,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors: bad option values, missing options
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        print(f"scalesearch: error: {message}", file=sys.stderr)
-        sys.exit(getattr(exc, "exit_code", 2))
+        say_error(message)
+        sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
     except UserError as exc:
-        print(f"scalesearch: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(say_error(exc))
     except (typer.Abort, KeyboardInterrupt):
-        print("scalesearch: interrupted", file=sys.stderr)
-        sys.exit(130)
-    if code == 130 and not _interrupt_reported:  # click ends an interrupted command with 130 and says nothing
-        print("scalesearch: interrupted", file=sys.stderr)
+        sys.exit(say_interrupted())
+    if code == EXIT_INTERRUPTED and not _interrupt_reported:  # click ends an interrupted command with 130, silently
+        say_interrupted()
     sys.exit(code if isinstance(code, int) else 0)
