@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from .config import SearchConfig
 from .errors import UserError
 from .engine.run import RunResult
-from .metrics import CostMetric, metric_from_dict
+from .metrics import CostMetric
 from .scaling import check_budget
 
 log = logging.getLogger("scalesearch")
@@ -164,11 +164,11 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
         if given:
             raise UserError(f"compare --from uses the run's budget, tolerance, data, epochs, family and seed: drop "
                             f"{', '.join(given)}")
-        best, run_cfg, records = read_run(from_run, storage=storage)
-        setup = setup_from_run(best, records, phi=phi, seeds=seeds)
-        run_metric = metric_from_dict(best.get("cost"))
+        run, records = read_run(from_run, storage=storage)
+        setup = setup_from_run(run, records, phi=phi, seeds=seeds)
+        run_metric, run_cfg = run.metric, {**run.config, "storage": storage or run.config.get("storage")}
         by_cost = output_suffix(cost or run_metric.name)
-        cfg = SearchConfig(mode="compare", budget=float(best["budget"]), tolerance=float(run_cfg["tolerance"]),
+        cfg = SearchConfig(mode="compare", budget=run.budget, tolerance=run.tolerance,
                            cost=cost or run_metric.name,
                            latency_device=latency_device or run_metric.latency_device,
                            latency_batch=latency_batch if latency_batch is not None else (
@@ -176,7 +176,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            seeds=len(setup.seeds), data=str(run_cfg["data"]), epochs=run_cfg.get("epochs"),
                            device=device or run_cfg.get("device", "auto"),
                            out=Path(out) if out is not None else Path(from_run), storage=run_cfg.get("storage"),
-                           study=f"{best['study']}-compare{by_cost}{suffix}", seed=int(run_cfg.get("seed", 0)),
+                           study=f"{run.study}-compare{by_cost}{suffix}", seed=int(run_cfg.get("seed", 0)),
                            family=str(run_cfg.get("family", "efficientnet")), significance=significance,
                            skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
                            threads=threads if threads is not None else run_cfg.get("threads"),
@@ -258,8 +258,6 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     `on_note(line)` hears, as it is found, what the command line prints beside the table: where the
     coefficients and the family came from, an unfinished run, members that miss their FLOP target or were left
     out for having more than `max_params` parameters."""
-    import json
-
     from .expansion import expand_family, expand_preset, preset_spec, preset_title, target_miss_note
     from .families import resolve_family
     from .families.user import probe_family
@@ -293,11 +291,12 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
                                         meta={"source": f"preset {preset}", "family": preset,
                                               "num_classes": num_classes}), export)
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
-    family_from_run = family is None and source.family is not None  # default: the family the run searched
-    family = source.family if family_from_run else (family or "efficientnet")
+    run = source.run
+    family_from_run = family is None and run is not None and run.family is not None  # default: the run's family
+    family = run.family if family_from_run else (family or "efficientnet")
     # Everything that can refuse the command is checked before anything is said or measured.
     spec = resolve_family(family)
-    metric = CostMetric(name=cost or metric_from_dict(source.cost).name, latency_device=latency_device,
+    metric = CostMetric(name=cost or (run.metric.name if run is not None else "flops"), latency_device=latency_device,
                         latency_batch=latency_batch).validated()
     probe_family(spec, multipliers=[(1.0, 1.0)], resolution=base_resolution or spec.base_resolution,
                  num_classes=num_classes)
@@ -310,14 +309,9 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
             raise UserError(f"--max-params {max_params:,} is below the φ = 0 network's own {base_params:,} parameters "
                             f"({family}, {num_classes} classes): every member would be left out; raise the cap")
     if family_from_run:
-        note(f"Family from {source.best_json}: {family}")
-    if source.best_json is not None:
-        try:
-            complete = json.loads(Path(source.best_json).read_text(encoding="utf-8")).get("complete", True)
-        except (OSError, ValueError):
-            complete = True
-        if complete is False:
-            note(f"Note: {source.best_json} comes from a study that is not complete (interrupted, or still running); "
+        note(f"Family from {run.best_json}: {family}")
+    if run is not None and run.complete is False:
+        note(f"Note: {run.best_json} comes from a study that is not complete (interrupted, or still running); "
                  "its winner may change when the run is resumed.")
     c = source.coefficients
     note(f"Coefficients from {source.description}: α={c.alpha:.4g} β={c.beta:.4g} γ={c.gamma:.4g} "
@@ -333,14 +327,15 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
                             metric=metric, on_note=note)
     members = _within_cap(members, max_params, note)
     caveats = []
-    if source.answer is not None:  # what the run's coefficients rest on, said with the table
+    answer = run.answer if run is not None else None
+    if answer is not None:  # what the run's coefficients rest on, said with the table
         from .expansion import interval_notes, unseparated_caveat, with_intervals
 
-        members = with_intervals(members, source.answer["alpha_range"], source.answer["beta_range"],
+        members = with_intervals(members, answer["alpha_range"], answer["beta_range"],
                                  step_down=source.coefficients.scales_down)
-        for line in interval_notes(members, source.answer):
+        for line in interval_notes(members, answer):
             note(line)
-        caveat = unseparated_caveat(source.answer)
+        caveat = unseparated_caveat(answer)
         if caveat:
             caveats.append(caveat)
             note(caveat)
@@ -354,7 +349,7 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     meta = {"source": source.description, "family": family, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
             "flops_factor": c.flops_factor, "match_budget": match_budget, "cost": metric.to_dict(),
             "num_classes": num_classes, "notes": notes, "caveats": caveats,
-            **({"interval": source.answer} if source.answer is not None else {})}
+            **({"interval": answer} if answer is not None else {})}
     return _exported(ExpandedFamily(members, title=title, meta=meta, notes=notes), export)
 
 

@@ -187,7 +187,6 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["alpha"] = d.pop("significance")  # best.json's key since the first release (--alpha-level)
         d["out"] = str(self.out_dir)
         d["storage"] = self.storage_url if self.storage else d["storage"]
         return d

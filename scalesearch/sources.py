@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .rundir import RunDirectory, read_run_dir
 from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -16,42 +16,12 @@ DEFAULT_RUNS_DIR = Path("runs")
 class CoefficientSource:
     coefficients: Coefficients
     description: str  # said to the user: where the numbers came from
-    best_json: Path | None = None
-    family: str | None = None  # the family a run searched (expand uses it unless --family says otherwise)
-    cost: dict | None = None  # the metric a run's budget held on (best.json's "cost"), None: not from a run
-    answer: dict | None = None  # a run's intervals and verdict (best.json's), None: not from a run, or an old one
+    run: RunDirectory | None = None  # the run they come from (its family, metric, intervals, completeness)
 
 
 def read_best_json(path: Path) -> CoefficientSource:
-    if path.is_dir():
-        path = path / "best.json"
-    if not path.is_file():
-        raise UserError(f"no best.json at {path}: point --from at a run directory or its best.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        coeffs = Coefficients(float(data["alpha"]), float(data["beta"]), float(data["gamma"]))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path} is not a scalesearch best.json (needs alpha, beta, gamma): {exc}") from None
-    config = data.get("provenance", {}).get("config", {}) if isinstance(data.get("provenance"), dict) else {}
-    family = config.get("family") if isinstance(config, dict) else None
-    cost = data.get("cost") if isinstance(data.get("cost"), dict) else None
-    return CoefficientSource(coeffs, f"the winner in {path}", path, family if isinstance(family, str) else None,
-                             cost, _answer(data))
-
-
-def _answer(data: dict) -> dict | None:
-    """What a run's best.json says its coefficients rest on: the winner's intervals and what it could not be told
-    apart from (a best.json from before networks were ranked has none)."""
-    try:
-        ranges = {k: [float(v) for v in data[k]] for k in ("alpha_range", "beta_range")}
-    except (KeyError, TypeError, ValueError):
-        return None
-    if any(len(r) != 2 for r in ranges.values()):
-        return None
-    unseparated = data.get("unseparated") if isinstance(data.get("unseparated"), list) else []
-    return {**ranges, "network": data.get("network"), "decided_at_phi": data.get("decided_at_phi"),
-            "separated": data.get("separated"), "answer": data.get("answer"),
-            "unseparated": [u for u in unseparated if isinstance(u, dict)]}
+    run = read_run_dir(path, study=False)
+    return CoefficientSource(run.coefficients, f"the winner in {run.best_json}", run)
 
 
 def latest_best_json(runs_dir: Path = DEFAULT_RUNS_DIR) -> Path | None:
