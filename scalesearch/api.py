@@ -10,13 +10,14 @@ Bad options raise `scalesearch.UserError` (a ValueError) before any work starts.
 
 from __future__ import annotations
 
+import inspect
 import logging
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from dataclasses import dataclass, field
 
-from .config import SearchConfig
+from .config import SearchConfig, WorkerOptions, option_fields
 from .errors import UserError
 from .engine.run import RunResult
 from .metrics import CostMetric
@@ -51,20 +52,20 @@ def run_search(
                      on_open=on_open)
 
 
-def _with_workers(function: str, kwargs: dict, run: Callable, *, device: str | None, threads: int | None,
-                  callbacks: dict) -> RunResult:
-    """Run `run(on_open)` with the worker processes `jobs`/`devices` in `kwargs` ask for; each is this very call
+def _with_workers(function: str, kwargs: dict, run: Callable, *, workers: WorkerOptions, device: str | None,
+                  threads: int | None, callbacks: dict) -> RunResult:
+    """Run `run(on_open)` with the worker processes `workers` ask for; each is this very call
     (`function(**kwargs)`) in a process of its own."""
     from .engine.peers import run_with_peers
 
-    jobs, devices, per_device = kwargs["jobs"], kwargs["devices"], kwargs["jobs_per_device"]
     say = callbacks.get("log_line") or log.info
     call = {"function": function, "kwargs": {**kwargs, "command_line": callbacks.get("command_line", "")}}
-    return run_with_peers(run, call=call, jobs=jobs, devices=devices, jobs_per_device=per_device, device=device,
-                          threads=threads, say=say)
+    return run_with_peers(run, call=call, jobs=workers.jobs, devices=workers.devices,
+                          jobs_per_device=workers.jobs_per_device, device=device, threads=threads, say=say)
 
 
 _RUN_CALLBACKS = ("on_trial", "on_progress", "log_line")
+_DEFAULT, _WORKERS = SearchConfig(mode="grid"), WorkerOptions()  # every option's default, as the commands have it
 
 
 def _latency_jobs(cost: str | None, jobs: int | str) -> int | str:
@@ -73,53 +74,56 @@ def _latency_jobs(cost: str | None, jobs: int | str) -> int | str:
     return 1 if cost == "latency" and jobs == "auto" else jobs
 
 
-def grid(*, budget: float = 2.0, step: float = 0.05, tolerance: float = 0.1, seeds: int | str = "auto",
-         data: str = "synthetic", epochs: int | None = None, device: str = "auto", out: str | Path | None = None,
-         storage: str | None = None, study: str | None = None, seed: int = 0, family: str = "efficientnet",
-         significance: float = 0.05, skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
-         devices: list[int] | None = None, jobs_per_device: int = 1, max_params: int | None = None,
-         cost: str = "flops", latency_device: str = "cpu", latency_batch: int | None = None,
-         refine: bool | None = None, **callbacks) -> RunResult:
+def _run_mode(mode: str, options: dict) -> RunResult:
+    """grid() and search(): `options` are SearchConfig's and WorkerOptions' fields of `mode` (their defaults where
+    not given) and the callbacks; the command line calls the same with what the user typed."""
+    callbacks = {k: options.pop(k) for k in (*_RUN_CALLBACKS, "command_line") if k in options}
+    worker_names = [f.name for f in option_fields(WorkerOptions, mode)]
+    unknown = set(options) - {f.name for f in option_fields(SearchConfig, mode)} - set(worker_names)
+    if unknown:
+        raise TypeError(f"{mode}() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    workers = WorkerOptions(**{k: options.pop(k) for k in worker_names if k in options})
+    if options.get("out") is not None:
+        options["out"] = Path(options["out"])
+    if "data" in options:
+        options["data"] = str(options["data"])
+    cfg = SearchConfig(mode=mode, **options, command_line=callbacks.get("command_line", ""))
+    workers = replace(workers, jobs=_latency_jobs(cfg.cost, workers.jobs)).validated(device=cfg.device)
+    kwargs = {**options, **asdict(workers)}  # each peer makes this very call
+    return _with_workers(mode, kwargs, lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
+                         workers=workers, device=cfg.device, threads=cfg.threads, callbacks=callbacks)
+
+
+def _signature(mode: str) -> inspect.Signature:
+    """grid()'s and search()'s keyword-only options with their SearchConfig defaults, for help() and editors."""
+    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+              for cls in (SearchConfig, WorkerOptions) for f in option_fields(cls, mode)]
+    params.append(inspect.Parameter("callbacks", inspect.Parameter.VAR_KEYWORD))
+    return inspect.Signature(params, return_annotation="RunResult")
+
+
+def grid(**options) -> RunResult:
     """`scalesearch grid`: α and β on a grid, γ from the budget, every candidate budget-matched and trained.
 
-    `cost` is the metric the budget holds on (flops, activations or latency, timed on `latency_device` at
+    Takes the command's options as keywords (SearchConfig's fields, with its defaults: budget=2.0, step=0.05,
+    ..., and `significance` for --alpha-level), `on_trial`, `on_progress` and `log_line` callbacks. `cost` is
+    the metric the budget holds on (flops, activations or latency, timed on `latency_device` at
     `latency_batch`, by default the proxy's training batch).
 
-    `jobs` (or `devices` with `jobs_per_device`) runs that many worker processes of the study on this machine,
-    started once the study is open; Ctrl-C or SIGTERM stops them all and the files are written."""
-    jobs = _latency_jobs(cost, jobs)
-    kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
-    cfg = SearchConfig(mode="grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=str(data),
-                       epochs=epochs, device=device, out=Path(out) if out is not None else None, storage=storage,
-                       study=study, seed=seed, family=family, significance=significance,
-                       skip_bad_images=skip_bad_images, threads=threads, max_params=max_params, cost=cost,
-                       latency_device=latency_device, latency_batch=latency_batch, refine=refine,
-                       command_line=callbacks.get("command_line", ""))
-    return _with_workers("grid", kwargs, lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
-                         device=device, threads=threads, callbacks=callbacks)
+    `jobs` (default "auto", as on the command line: one worker per core on the CPU, one on a GPU; `jobs=1` keeps
+    the run in this process) or `devices` with `jobs_per_device` runs that many worker processes of the study on
+    this machine, started once the study is open; Ctrl-C or SIGTERM stops them all and the files are written."""
+    return _run_mode("grid", options)
 
 
-def search(*, budget: float = 2.0, trials: int = 20, sampler: str = "tpe", pruner: str = "none",
-           tolerance: float = 0.1, seeds: int | str = "auto", data: str = "synthetic", epochs: int | None = None,
-           device: str = "auto", out: str | Path | None = None, storage: str | None = None, study: str | None = None,
-           seed: int = 0, family: str = "efficientnet", significance: float = 0.05, skip_bad_images: bool = False,
-           threads: int | None = None, jobs: int | str = 1, devices: list[int] | None = None,
-           jobs_per_device: int = 1, max_params: int | None = None, cost: str = "flops",
-           latency_device: str = "cpu", latency_batch: int | None = None, refine: bool | None = None,
-           **callbacks) -> RunResult:
-    """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget, or the law of `cost` (`jobs` and
-    `cost` as for `grid`)."""
-    jobs = _latency_jobs(cost, jobs)
-    kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
-    cfg = SearchConfig(mode="search", budget=budget, trials=trials, sampler=sampler, pruner=pruner,
-                       tolerance=tolerance, seeds=seeds, data=str(data), epochs=epochs, device=device,
-                       out=Path(out) if out is not None else None, storage=storage, study=study, seed=seed,
-                       family=family, significance=significance, skip_bad_images=skip_bad_images, threads=threads,
-                       max_params=max_params, cost=cost, latency_device=latency_device,
-                       latency_batch=latency_batch, refine=refine, command_line=callbacks.get("command_line", ""))
-    return _with_workers("search", kwargs,
-                         lambda on_open: run_search(cfg, on_open=on_open, **_run_callbacks(callbacks)),
-                         device=device, threads=threads, callbacks=callbacks)
+def search(**options) -> RunResult:
+    """`scalesearch search`: an Optuna sampler on the simplex α·β²·γ² = budget, or the law of `cost` (options,
+    `jobs` and `cost` as for `grid`; `trials`, `sampler` and `pruner` instead of `step`)."""
+    return _run_mode("search", options)
+
+
+grid.__signature__ = _signature("grid")
+search.__signature__ = _signature("search")
 
 
 def _run_callbacks(callbacks: dict) -> dict:
@@ -132,9 +136,9 @@ def _run_callbacks(callbacks: dict) -> dict:
 def compare(*, from_run: str | Path | None = None, budget: float | None = None, phi: float = 1.0,
             seeds: int | None = None, data: str | None = None, epochs: int | None = None, device: str | None = None,
             out: str | Path | None = None, storage: str | None = None, seed: int | None = None,
-            family: str | None = None, tolerance: float | None = None, significance: float = 0.05,
-            skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = 1,
-            devices: list[int] | None = None, jobs_per_device: int = 1, cost: str | None = None,
+            family: str | None = None, tolerance: float | None = None, significance: float = _DEFAULT.significance,
+            skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = _WORKERS.jobs,
+            devices: list[int] | None = None, jobs_per_device: int = _WORKERS.jobs_per_device, cost: str | None = None,
             latency_device: str | None = None, latency_batch: int | None = None, **callbacks) -> RunResult:
     """`scalesearch compare`: compound scaling against depth-, width- and resolution-only at one measured budget.
 
@@ -143,9 +147,8 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
     comparison too. Without it, the paper's coefficients moved onto `budget` (default 2) are compared.
     `cost` (default: the run's metric, else flops) is the metric every arm is brought to: compare a FLOP
     run's winner at the same latency to see whether the compound rule still wins there.
-    `jobs` as for `grid`.
+    `jobs` as for `grid`. Options left None take the run's value with `from_run`, else grid's default.
     """
-    jobs = _latency_jobs(cost, jobs)
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
     from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, output_suffix, paper_compound,
                                  read_run, setup_from_run)
@@ -174,29 +177,29 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            latency_batch=latency_batch if latency_batch is not None else (
                                run_metric.latency_batch if run_metric.name == "latency" else None),
                            seeds=len(setup.seeds), data=str(run_cfg["data"]), epochs=run_cfg.get("epochs"),
-                           device=device or run_cfg.get("device", "auto"),
+                           device=device or run_cfg.get("device", _DEFAULT.device),
                            out=Path(out) if out is not None else Path(from_run), storage=run_cfg.get("storage"),
-                           study=f"{run.study}-compare{by_cost}{suffix}", seed=int(run_cfg.get("seed", 0)),
-                           family=str(run_cfg.get("family", "efficientnet")), significance=significance,
+                           study=f"{run.study}-compare{by_cost}{suffix}", seed=int(run_cfg.get("seed", _DEFAULT.seed)),
+                           family=str(run_cfg.get("family", _DEFAULT.family)), significance=significance,
                            skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
                            threads=threads if threads is not None else run_cfg.get("threads"),
                            command_line=command_line)
     else:
-        budget = 2.0 if budget is None else budget
-        by_cost = output_suffix(cost or "flops")
+        budget = _DEFAULT.budget if budget is None else budget
+        by_cost = output_suffix(cost or _DEFAULT.cost)
         try:
             check_budget(budget)
         except ValueError as exc:
             raise UserError(f"--{exc}") from None
         setup = CompareSetup(compound=paper_compound(budget), phi=phi, seeds=tuple(range(seeds or 3)),
                              source="the EfficientNet paper's (1.2, 1.1, 1.15), moved onto the budget")
-        cfg = SearchConfig(mode="compare", budget=budget, tolerance=0.1 if tolerance is None else tolerance,
-                           cost=cost or "flops", latency_device=latency_device or "cpu",
-                           latency_batch=latency_batch,
-                           seeds=len(setup.seeds), data=data or "synthetic", epochs=epochs, device=device or "auto",
+        cfg = SearchConfig(mode="compare", budget=budget, tolerance=_DEFAULT.tolerance if tolerance is None else tolerance,
+                           cost=cost or _DEFAULT.cost, latency_device=latency_device or _DEFAULT.latency_device,
+                           latency_batch=latency_batch, seeds=len(setup.seeds), data=data or _DEFAULT.data,
+                           epochs=epochs, device=device or _DEFAULT.device,
                            out=Path(out) if out is not None else Path("runs") / f"compare-{budget:g}x{by_cost}",
                            storage=storage, study=f"scalesearch-compare-{budget:g}x{by_cost}{suffix}",
-                           seed=0 if seed is None else seed, family=family or "efficientnet",
+                           seed=_DEFAULT.seed if seed is None else seed, family=family or _DEFAULT.family,
                            significance=significance,
                            skip_bad_images=skip_bad_images, threads=threads, command_line=command_line)
     cfg = cfg.validated()
@@ -208,7 +211,9 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
         return run_study(cfg, exp, outputs_cls=CompareOutputs, on_open=on_open,
                          log_line=run_callbacks.pop("log_line", None) or log.info, **run_callbacks)
 
-    return _with_workers("compare", kwargs, run, device=cfg.device, threads=cfg.threads, callbacks=callbacks)
+    workers = WorkerOptions(jobs=_latency_jobs(cfg.cost, jobs), devices=devices, jobs_per_device=jobs_per_device)
+    return _with_workers("compare", kwargs, run, workers=workers.validated(device=cfg.device), device=cfg.device,
+                         threads=cfg.threads, callbacks=callbacks)
 
 
 def default_phis(preset: str | None) -> list[int]:
@@ -263,7 +268,7 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     from .families.user import probe_family
     from .sources import resolve_coefficients
 
-    from .config import check_max_params
+    from .config import check_cap_above_base, check_max_params
 
     check_max_params(max_params)  # before any member is measured
     if export is not None:
@@ -293,7 +298,7 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
     source = resolve_coefficients(alpha, beta, gamma, Path(from_run) if from_run is not None else None)
     run = source.run
     family_from_run = family is None and run is not None and run.family is not None  # default: the run's family
-    family = run.family if family_from_run else (family or "efficientnet")
+    family = run.family if family_from_run else (family or _DEFAULT.family)
     # Everything that can refuse the command is checked before anything is said or measured.
     spec = resolve_family(family)
     metric = CostMetric(name=cost or (run.metric.name if run is not None else "flops"), latency_device=latency_device,
@@ -305,9 +310,8 @@ def expand(*, alpha: float | None = None, beta: float | None = None, gamma: floa
 
         base_params = measure_cost(family, width_mult=1.0, depth_mult=1.0, resolution=base_resolution or
                                    spec.base_resolution, num_classes=num_classes).params
-        if base_params > max_params:
-            raise UserError(f"--max-params {max_params:,} is below the φ = 0 network's own {base_params:,} parameters "
-                            f"({family}, {num_classes} classes): every member would be left out; raise the cap")
+        check_cap_above_base(max_params, base_params, base="network", detail=f"{family}, {num_classes} classes",
+                             consequence="every member would be left out")
     if family_from_run:
         note(f"Family from {run.best_json}: {family}")
     if run is not None and run.complete is False:
@@ -447,7 +451,7 @@ class ReportResult:
 
 def _measure_latencies(report, metric: CostMetric) -> None:
     """Each trained network's latency, for a report that draws a run of another metric against latency."""
-    family = str(report.config.get("family", "efficientnet"))
+    family = str(report.config.get("family", _DEFAULT.family))
     num_classes = int(report.provenance.get("data", {}).get("num_classes", 0)) or None
     if num_classes is None:
         raise UserError("this run's best.json does not record its class count: cannot rebuild its networks to "

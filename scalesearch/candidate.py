@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UserError
+from .families.registry import DEFAULT_FAMILY
 from .scaling import Coefficients
 
 
@@ -22,7 +23,7 @@ class CandidatePlan:
 def resolve_candidate(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
                       width_mult: float | None = None, depth_mult: float | None = None, resolution: int | None = None,
                       device: str = "auto", data: str = "synthetic", epochs: int | None = None,
-                      family: str = "efficientnet") -> CandidatePlan:
+                      family: str = DEFAULT_FAMILY) -> CandidatePlan:
     from .proxy import proxy_for
     from .sources import coefficients_from_options
     from .host import resolve_device

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from .config import FAMILY_HELP, MAX_WORKERS, WorkerOptions, option_field
 from .errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, say_error, say_interrupted
 from .scaling import parse_budget, parse_phi
 
@@ -44,25 +45,11 @@ def _count_text(text: str) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
-COST = typer.Option("flops", "--cost", help="What the budget holds on: flops (multiply-adds), activations (output "
-                                            "elements of conv/linear layers) or latency (measured forward time).")
-LATENCY_DEVICE = typer.Option("cpu", "--latency-device", help="Where --cost latency times the networks: cpu or cuda.")
-LATENCY_BATCH = typer.Option(None, "--latency-batch", help="Batch size --cost latency times a forward pass at "
-                             "(default: grid and search, the proxy's training batch, 64 on the CPU and 512 on a GPU, "
-                             "where the time follows the work; expand and report, 1).")
-MAX_PARAMS = typer.Option(None, "--max-params", parser=_count_text,
-                          help="Reject candidates (or leave out members) with more parameters: 5000000, 5M, 200k.")
-
-
 def _budget_option(text: str) -> float:
     try:
         return parse_budget(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-FAMILY_HELP = ("Model family: efficientnet, resnet (ResNet-50 base), resnet18|34|50|101|152, mobilenetv2, or your "
-               "own builder path/to/model.py:build or package.module:build (imports and runs that code).")
 
 
 def _family_option(name: str) -> str:
@@ -83,6 +70,40 @@ def _seeds_option(text) -> "int | str":
     if value < 1:
         raise typer.BadParameter(f"--seeds must be >= 1, got {value}")
     return value
+
+
+def _option(name: str, *, config=None, **extra):
+    """The option of SearchConfig's (or WorkerOptions') field `name`: its default, flag and help are the
+    field's, so the command, the API and the recorded config cannot disagree."""
+    from .config import SearchConfig
+
+    f = option_field(config or SearchConfig, name)
+    return typer.Option(f.default, f.metadata["flag"], help=f.metadata["help"], **extra)
+
+
+# The options of `grid` and `search` (and the others' that mean the same), from SearchConfig's fields.
+BUDGET = _option("budget", parser=_budget_option)
+STEP = _option("step")
+TRIALS = _option("trials")
+SAMPLER = _option("sampler")
+PRUNER = _option("pruner")
+TOLERANCE = _option("tolerance")
+SEEDS = _option("seeds", callback=lambda v: _seeds_option(v))
+ALPHA_LEVEL = _option("significance")
+FAMILY = _option("family", callback=_family_option)
+SKIP_BAD = _option("skip_bad_images")
+DATA = _option("data")
+EPOCHS = _option("epochs")
+DEVICE = _option("device", envvar="SCALESEARCH_DEVICE")
+OUT = _option("out")
+STORAGE = _option("storage")
+STUDY = _option("study")
+SEED = _option("seed")
+REFINE = _option("refine")
+COST = _option("cost")
+LATENCY_DEVICE = _option("latency_device")
+LATENCY_BATCH = _option("latency_batch")
+MAX_PARAMS = _option("max_params", parser=_count_text)
 
 
 def _positive(name: str):
@@ -226,7 +247,7 @@ def flops(
     width_mult: float = typer.Option(1.0, "--width-mult", callback=_positive("--width-mult")),
     depth_mult: float = typer.Option(1.0, "--depth-mult", callback=_positive("--depth-mult")),
     resolution: int = typer.Option(224, "--resolution", callback=_positive("--resolution")),
-    family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
+    family: str = _option("family", callback=_family_option),
     num_classes: int = typer.Option(1000, "--num-classes", callback=_positive("--num-classes")),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
@@ -435,38 +456,9 @@ def _command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["scalesearch", *_invoked_args])
 
 
-# Options shared by `grid` and `search`, defined once so their names and help never drift apart.
-BUDGET = typer.Option(2.0, "--budget", parser=_budget_option,
-                      help="Cost factor of one φ step: 2x, 1.5x scale up; 0.5x, 0.25x scale down.")
-TOLERANCE = typer.Option(0.1, "--tolerance", help="Accepted measured cost ratio: budget·(1 ± tolerance); a network "
-                                                  "that can only land below it is trained and marked under budget.")
-SEEDS = typer.Option("auto", "--seeds", callback=lambda v: _seeds_option(v),
-                     help="'auto' (default): every candidate one seed, then extra paired seeds for those not "
-                          "clearly behind the leader until it is separated or the cap is hit; or a fixed count K.")
-ALPHA_LEVEL = typer.Option(0.05, "--alpha-level", help="Significance level of the racing verdict.")
-FAMILY = typer.Option("efficientnet", "--family", callback=_family_option, help=FAMILY_HELP)
-SKIP_BAD = typer.Option(False, "--skip-bad-images", help="Skip (and count) unreadable image files instead of "
-                                                        "stopping at the first one.")
-DATA = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz.")
-EPOCHS = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's).")
-DEVICE = typer.Option("auto", "--device", envvar="SCALESEARCH_DEVICE",
-                      help="auto, cpu or cuda (auto: cuda where a GPU is visible).")
-OUT = typer.Option(None, "--out", help="Run directory (default runs/<grid|search>-<budget>x); "
-                                       "running the same command again resumes it.")
-STORAGE = typer.Option(None, "--storage", help="Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
-                                               "(default: SQLite file in --out).")
-STUDY = typer.Option(None, "--study", help="Study name (default derived from mode and budget).")
-SEED = typer.Option(0, "--seed", help="Seed of the sampler, the data split and training.")
-REFINE = typer.Option(None, "--refine/--no-refine",
-                      help="Decide what φ = 1 leaves open (a winner not separated from the runner-up, an interval "
-                           "over one grid step, resolution alone) at φ = 2: the contenders' points built again at "
-                           "budget², where rounding separates more, and raced there. Default: on a GPU, off on the "
-                           "CPU (a φ = 2 member trains 2-3 times as long).")
-
-
 def _count_option(value: int) -> int:
-    if not 1 <= value <= 256:
-        raise typer.BadParameter(f"must be a whole number from 1 to 256, got {value}")
+    if not 1 <= value <= MAX_WORKERS:
+        raise typer.BadParameter(f"must be a whole number from 1 to {MAX_WORKERS}, got {value}")
     return value
 
 
@@ -476,15 +468,11 @@ def _jobs_option(value: str) -> int | str:
     try:
         return _count_option(int(value))
     except ValueError:
-        raise typer.BadParameter(f"must be 'auto' or a whole number from 1 to 256, got {value!r}") from None
+        raise typer.BadParameter(f"must be 'auto' or a whole number from 1 to {MAX_WORKERS}, got {value!r}") from None
 
 
-JOBS = typer.Option("auto", "--jobs", callback=_jobs_option, envvar="SCALESEARCH_JOBS",
-                    help="Worker processes on this machine for this study; 'auto' (default): one per "
-                         "--threads cores on CPU (up to 16), one on a GPU. Extra workers log to <out>/.workers/.")
-THREADS = typer.Option(None, "--threads", callback=lambda v: v if v is None else _count_option(v),
-                       help="CPU threads per training (default 1: a candidate's accuracy then does not depend on "
-                            "--jobs or the machine's cores; --jobs auto uses the other cores).")
+JOBS = _option("jobs", config=WorkerOptions, callback=_jobs_option, envvar="SCALESEARCH_JOBS")
+THREADS = _option("threads", callback=lambda v: v if v is None else _count_option(v))
 
 
 def _devices_option(value: Optional[str]) -> Optional[list[int]]:
@@ -500,17 +488,14 @@ def _devices_option(value: Optional[str]) -> Optional[list[int]]:
     return devices
 
 
-DEVICES_OPT = typer.Option(None, "--devices", callback=_devices_option,
-                           help="CUDA devices to spread the workers over, e.g. 0,1 (with --jobs-per-device).")
-JOBS_PER_DEVICE = typer.Option(1, "--jobs-per-device", callback=_count_option,
-                               help="With --devices: worker processes per GPU (small proxies are launch-bound; "
-                                    "two per GPU can add throughput).")
+DEVICES_OPT = _option("devices", config=WorkerOptions, callback=_devices_option)
+JOBS_PER_DEVICE = _option("jobs_per_device", config=WorkerOptions, callback=_count_option)
 
 
 @app.command()
 def grid(
     budget: float = BUDGET,
-    step: float = typer.Option(0.05, "--step", help="Grid step of α and β."),
+    step: float = STEP,
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
@@ -531,9 +516,7 @@ def grid(
 @app.command()
 def search(
     budget: float = BUDGET,
-    trials: int = typer.Option(20, "--trials", help="Candidates to evaluate (rejected ones count)."),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe, cmaes or random."),
-    pruner: str = typer.Option("none", "--pruner", help="none, median or hyperband (on per-epoch val accuracy)."),
+    trials: int = TRIALS, sampler: str = SAMPLER, pruner: str = PRUNER,
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
@@ -677,7 +660,7 @@ def train(
                                            "--seed RUN_SEED: give its network (--width-mult/--depth-mult/"
                                            "--resolution from trials.csv), data, epochs and seed index (--seed)."),
     device: str = DEVICE,
-    family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
+    family: str = _option("family", callback=_family_option),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     threads: Optional[int] = THREADS,
 ):

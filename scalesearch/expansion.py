@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 from .budget import match_resolution
 from .cost import measure_cost
 from .errors import UserError
-from .families import get_family
+from .families import DEFAULT_FAMILY, get_family
 from .metrics import FLOPS, CostMetric
 from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
 
@@ -211,7 +211,7 @@ def _match_member(m: _Planned, target: float, value: Callable[[_Planned, int], f
 def expand_family(
     coefficients: Coefficients,
     phis: Iterable[int],
-    family: str = "efficientnet",
+    family: str = DEFAULT_FAMILY,
     base_resolution: int | None = None,
     num_classes: int = 1000,
     resolution_multiple: int = 8,

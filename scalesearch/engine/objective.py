@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from ..budget import MatchedCandidate, Reference, build_matched, resolution_cap
-from ..config import SearchConfig, training_seed
-from ..errors import UserError
+from ..config import SearchConfig, check_cap_above_base, training_seed
 from ..scaling import Coefficients
 from .interrupts import interruptible, shielded
 from .queue import fail_stale_trials
@@ -134,10 +133,9 @@ class Experiment:
             # Before the data are read: with one class the proxy has the fewest parameters it can have.
             least = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                                  resolution=proxy.resolution, num_classes=1).params
-            if least > config.max_params:
-                raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own parameters (at "
-                                f"least {least:,}, with one class; width {proxy.width_mult:g}, depth "
-                                f"{proxy.depth_mult:g}): no candidate could be trained; raise the cap")
+            check_cap_above_base(config.max_params, least, base="proxy", at_least=True,
+                                 detail=f"with one class; width {proxy.width_mult:g}, depth {proxy.depth_mult:g}",
+                                 consequence="no candidate could be trained")
         largest = proxy.refine_resolution(config.budget) if refine else None  # image files decoded that large
         data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(largest_resolution=largest),
                          **config.data_options())
@@ -150,10 +148,8 @@ class Experiment:
                      num_classes=data.num_classes)
         base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                             resolution=proxy.resolution, num_classes=data.num_classes)
-        if config.max_params is not None and base.params > config.max_params:
-            raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own {base.params:,} "
-                            f"parameters (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
-                            f"{data.num_classes} classes): no candidate could be trained; raise the cap")
+        check_cap_above_base(config.max_params, base.params, base="proxy", consequence="no candidate could be trained",
+                             detail=f"width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, {data.num_classes} classes")
         reference = Reference.measure(config.family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
                                       resolution=proxy.resolution, num_classes=data.num_classes,
                                       metric=config.metric)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..config import WorkerOptions
 from ..errors import UserError
 from ..host import uses_cuda
 from .interrupts import sigterm_interrupts
@@ -30,7 +31,6 @@ from .local_workers import WORKERS_DIR, LocalWorkers, auto_jobs
 PEER_ENV = "SCALESEARCH_PEER"  # set in the extra workers: they start no workers of their own
 CALL_ENV = "SCALESEARCH_PEER_CALL"  # the API call a peer makes, as JSON
 MASK_ENV = "CUDA_VISIBLE_DEVICES"
-MAX_JOBS = 256
 
 
 def is_peer() -> bool:
@@ -138,13 +138,7 @@ class PeerGroup:
     def __init__(self, jobs: int | str, say: Callable[[str], None], *, call: dict | None = None,
                  devices: list[int] | None = None, jobs_per_device: int = 1, device: str | None = "auto",
                  threads: int | None = None):
-        if devices is not None:
-            if jobs not in (1, "auto"):
-                raise UserError("--devices spreads the workers over GPUs: give --jobs-per-device instead of --jobs")
-            if device == "cpu":
-                raise UserError("--devices names CUDA devices; drop it, or use --device cuda/auto")
-        if not (jobs == "auto" or (isinstance(jobs, int) and 1 <= jobs <= MAX_JOBS)):
-            raise UserError(f"--jobs must be 'auto' or a whole number from 1 to {MAX_JOBS}, got {jobs!r}")
+        WorkerOptions(jobs=jobs, devices=devices, jobs_per_device=jobs_per_device).validated(device=device)
         self.auto = jobs == "auto" and devices is None
         if jobs == "auto":
             jobs = 1 if devices is not None else auto_jobs(on_cuda=uses_cuda(device), threads=threads)

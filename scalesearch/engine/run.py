@@ -151,11 +151,6 @@ def make_sampler(cfg: SearchConfig, nonce: int) -> optuna.samplers.BaseSampler:
     return strategy_for(cfg).sampler((cfg.seed * 1_000_003 + nonce) % (2**31 - 1))
 
 
-def make_pruner(cfg: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
-    """The run's pruner (UserError when it cannot work with `epochs`)."""
-    return strategy_for(cfg).pruner(epochs)
-
-
 def open_study(cfg: SearchConfig, exp: Experiment, strategy=None) -> optuna.Study:
     """Create or load the study; refuse (UserError, one line) to resume a study run differently."""
     strategy = strategy or strategy_for(cfg, exp)

@@ -21,7 +21,6 @@ from typing import ClassVar
 
 import optuna
 
-from ..errors import UserError
 from ..racing import FIRST_ROUND, LATER_CONTENDERS, race, race_budget
 from ..samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
 from ..scaling import coefficients_from_simplex, grid_candidates, grid_ends
@@ -327,9 +326,7 @@ class SamplerStrategy(Strategy):
         return SAMPLER_FACTORIES[self.cfg.sampler](seed, self.cfg.trials)
 
     def pruner(self, epochs: int) -> optuna.pruners.BasePruner:
-        if self.cfg.pruner != "none" and epochs < 2:
-            raise UserError(f"--pruner {self.cfg.pruner} needs 2 or more epochs (this proxy trains {epochs}): a "
-                            "pruner stops a candidate between epochs; use --epochs 2 or --pruner none")
+        self.cfg.check_pruner(epochs)
         return PRUNER_FACTORIES[self.cfg.pruner](epochs)
 
 
