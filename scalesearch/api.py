@@ -150,8 +150,8 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
     `jobs` as for `grid`. Options left None take the run's value with `from_run`, else grid's default.
     """
     kwargs = {k: v for k, v in locals().items() if k != "callbacks"}
-    from .engine.compare import (CompareExperiment, CompareOutputs, CompareSetup, output_suffix, paper_compound,
-                                 read_run, setup_from_run)
+    from .engine.compare import (CompareExperiment, CompareSetup, output_suffix, paper_compound, read_run,
+                                 setup_from_run)
     from .engine.run import run_study
 
     if not (phi > 0):
@@ -208,7 +208,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
     def run(on_open):
         exp = CompareExperiment.prepare_compare(cfg, setup)
         # RunResult.best is compare.json's payload; records are the arms.
-        return run_study(cfg, exp, outputs_cls=CompareOutputs, on_open=on_open,
+        return run_study(cfg, exp, on_open=on_open,
                          log_line=run_callbacks.pop("log_line", None) or log.info, **run_callbacks)
 
     workers = WorkerOptions(jobs=_latency_jobs(cfg.cost, jobs), devices=devices, jobs_per_device=jobs_per_device)

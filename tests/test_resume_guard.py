@@ -124,7 +124,7 @@ def test_passwords_never_printed(url, secret):
 
 def test_best_json_provenance_never_carries_the_storage_password(tmp_path):
     """best.json is shared with papers and colleagues: the --storage password must not be in it."""
-    from scalesearch.engine.run import redacted_config
+    from scalesearch.engine.outputs import redacted_config
 
     url = "postgresql+psycopg://alice:s3cr%40t-pw@db.example:5432/studies"
     cfg = SearchConfig(mode="grid", out=tmp_path, storage=url,

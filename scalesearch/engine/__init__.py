@@ -4,6 +4,9 @@
     queue      the exactly-once protocol (its invariants are in its docstring)
     objective  one work item: budget-matched candidate, one seed trained
     results    typed candidate records -> trials.csv, best.json
+    strategies what a grid or a sampler study wants, round by round (a mode is a registered Strategy)
+    compare    the compare strategy: arms x seeds, and its files
+    outputs    trials.csv and best.json with their provenance
     run        the loop every worker runs
 """
 
@@ -11,6 +14,7 @@ from .objective import CandidateFailed, Experiment
 from .results import TRIAL_COLUMNS, CandidateRecord
 from .run import RunResult, run_study
 from .storage import open_storage, redact_url
+from . import compare as _compare  # noqa: F401 - registers the compare strategy beside grid's and search's
 
 __all__ = ["CandidateFailed", "CandidateRecord", "Experiment", "RunResult", "TRIAL_COLUMNS", "open_storage",
            "redact_url", "run_study"]

@@ -18,7 +18,8 @@ from ..scaling import Coefficients
 from . import queue
 from .objective import Experiment, record_network
 from .results import SeedSummary
-from .run import provenance
+from .outputs import provenance
+from .strategies import Strategy, Stray, register
 
 
 @dataclass
@@ -202,3 +203,38 @@ def setup_from_run(run, records: list, *, phi: float, seeds: int | None) -> Comp
         run_seed_accuracies=dict(winner.seed_accuracies), run_test_accuracies=dict(winner.test_accuracies),
         run_network=(winner.depth_mult, winner.width_mult, winner.resolution), run_trial=winner.trial,
         run_fingerprint=(run.best.get("provenance", {}).get("data") or {}).get("fingerprint"))
+
+
+@register
+class CompareStrategy(Strategy):
+    """Every arm of the comparison with every seed of its setup: a fixed set of items, no racing."""
+
+    mode = "compare"
+    outputs = CompareOutputs
+
+    def describe(self) -> str:
+        exp = self.exp
+        return f"{len(exp.arms) - 1} arms and the unscaled proxy x {len(exp.setup.seeds)} seeds at φ = {exp.setup.phi:g}"
+
+    def identity(self) -> dict:
+        return {"mode": self.mode}  # the arms, compound and seeds are the experiment's (CompareExperiment.identity)
+
+    @property
+    def racing(self) -> bool:
+        return False
+
+    def first_items(self, trials) -> list[dict]:
+        return [{"arm": i} for i in range(len(self.exp.arms))]
+
+    def wanted(self, trials) -> list[tuple[dict, int]]:
+        return [(p, s) for p in self.first_items(trials) for s in self.exp.setup.seeds]
+
+    def first_pass_done(self, trials) -> bool:
+        statuses = queue.item_statuses(trials)
+        return all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
+                   for p, s in self.wanted(trials))
+
+    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+        if item is None:
+            raise Stray("not from the compare queue")
+        return self.exp.arms[trial.suggest_int("arm", 0, len(self.exp.arms) - 1)]

@@ -124,7 +124,10 @@ class Experiment:
         from ..families.user import probe_family
         from ..proxy import proxy_for
         from ..host import resolve_device
+        from .strategies import strategy_class
 
+        strategy = strategy_class(config.mode)
+        strategy.check(config)  # the mode's own checks, before any data are read
         device = resolve_device(config.device)
         proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \
             .for_budget(config.budget)
@@ -139,9 +142,7 @@ class Experiment:
         largest = proxy.refine_resolution(config.budget) if refine else None  # image files decoded that large
         data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(largest_resolution=largest),
                          **config.data_options())
-        from .strategies import STRATEGIES
-
-        multipliers = STRATEGIES[config.mode].extreme_multipliers(config, proxy)
+        multipliers = strategy.extreme_multipliers(config, proxy)
         if refine:  # the φ = 2 member of the largest: each multiplier's step taken twice
             multipliers += [(d * d / proxy.depth_mult, w * w / proxy.width_mult) for d, w in multipliers[1:]]
         probe_family(get_family(config.family), multipliers=multipliers, resolution=proxy.resolution,
