@@ -117,22 +117,11 @@ def _positive(name: str):
 
 
 def _output_format(fmt: str, out: Optional[Path]) -> str:
-    from .report import FORMAT_BY_SUFFIX, FORMATS
+    """expand's --format: the console table by default; with --out, the format the file's suffix names."""
+    from .formats import output_format
+    from .expansion.tables import FORMATS
 
-    if fmt not in FORMATS:
-        raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if out is not None and fmt == "table":
-        fmt = FORMAT_BY_SUFFIX.get(out.suffix.lower(), "")
-        if fmt not in FORMATS:
-            raise UserError(f"cannot tell the format of {out} from its suffix: add --format csv|md|latex|json")
-    if out is not None:
-        from .fileio import probe_writable_file
-
-        try:
-            probe_writable_file(out)
-        except OSError as exc:
-            raise UserError(f"--out: {exc}") from None
-    return fmt
+    return output_format(None if fmt == "table" else fmt, out, formats=FORMATS, default="table")
 
 
 @app.command()
@@ -179,7 +168,7 @@ def expand(
     plot_files = _plot_files(plot)
     console = _console()
     from . import api
-    from .report import render, rich_table
+    from .expansion.tables import render, rich_table
 
     phis = phis if phis is not None else api.default_phis(preset)
     rows = _with_progress(console, len(phis), lambda tick: api.expand(
@@ -252,7 +241,8 @@ def flops(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Measure one configuration: multiply-adds, parameters and activations."""
-    from .cost import FLOP_CONVENTION, measure_cost
+    from .cost import measure_cost
+    from .metrics import FLOP_CONVENTION
     from .families import get_family
     from .families.user import probe_family
 
@@ -572,7 +562,7 @@ def compare(
     """Compound scaling against depth-only, width-only and resolution-only at the same measured cost."""
 
     from .api import compare as run_compare
-    from .comparison import summary_lines
+    from .comparison.verdicts import summary_lines
 
     if fmt not in ("table", "json"):
         raise UserError(f"unknown --format {fmt!r}; choose table or json")
@@ -603,7 +593,7 @@ def compare(
     else:
         for line in summary_lines(payload):
             console.print(line, markup=False, highlight=False)
-    from .engine.compare import output_stem
+    from .comparison.study import output_stem
 
     stem = output_stem(phi, cost=result.best.get("cost", {}).get("metric", "flops"))
     console.print(f"Wrote {result.out_dir}/{stem}.json and .csv" + (" and the figure (.png, .pdf)"
@@ -665,10 +655,10 @@ def train(
     threads: Optional[int] = THREADS,
 ):
     """Train one candidate on the proxy setup and report its validation accuracy."""
-    from .candidate import resolve_candidate, train_one
+    from .retrain import plan_training, train_one
 
     console = _console()
-    plan = resolve_candidate(alpha=alpha, beta=beta, gamma=gamma, width_mult=width_mult, depth_mult=depth_mult,
+    plan = plan_training(alpha=alpha, beta=beta, gamma=gamma, width_mult=width_mult, depth_mult=depth_mult,
                              resolution=resolution, device=device, data=data, epochs=epochs, family=family)
     result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads, run_seed=run_seed)
     if as_json:

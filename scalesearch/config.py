@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import UserError
@@ -257,6 +257,11 @@ class WorkerOptions:
     jobs_per_device: int = _option(1, "--jobs-per-device", "With --devices: worker processes per GPU (small proxies "
                                    "are launch-bound; two per GPU can add throughput).",
                                    modes=(*SEARCH_MODES, "compare"))
+
+    def for_cost(self, cost: str) -> "WorkerOptions":
+        """`--jobs auto` under a latency budget is one worker: a network timed while another trains beside it is
+        timed against the contention. An explicit `--jobs N` is the user's to choose."""
+        return replace(self, jobs=1) if cost == "latency" and self.jobs == "auto" else self
 
     def validated(self, *, device: str | None) -> "WorkerOptions":
         if self.devices is not None:

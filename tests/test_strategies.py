@@ -47,11 +47,11 @@ def test_a_draw_beyond_trials_steps_aside(study, tmp_path):
     strategy = SamplerStrategy(cfg, FakeExperiment())
     for _ in range(2):
         t = study.ask()
-        strategy.candidate(t, item=None)
+        strategy.subject(t, item=None)
         study.tell(t, 0.5)
     extra = study.ask()
     with pytest.raises(Stray, match="--trials 2 already drawn"):
-        strategy.candidate(extra, item=None)
+        strategy.subject(extra, item=None)
     assert not strategy.wants_new_candidate(study.get_trials(deepcopy=False))
 
 

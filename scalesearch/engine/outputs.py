@@ -9,6 +9,7 @@ import optuna
 
 from ..config import SearchConfig
 from ..fileio import atomic_write_json, atomic_write_text
+from ..metrics import RUN_FLOP_CONVENTION
 from .networks import best_payload
 from .objective import Experiment
 from .results import CandidateRecord, candidate_records, rows_to_csv
@@ -55,7 +56,7 @@ def provenance(exp: Experiment) -> dict:
                       "depth_mult": exp.proxy.depth_mult, "resolution": exp.proxy.resolution,
                       "train": exp.proxy.train.__dict__},
             **redacted_config(exp.config),
-            "flop_convention": "multiply-adds, fvcore, batch 1, eval mode", "cost": exp.config.metric.to_dict()}
+            "flop_convention": RUN_FLOP_CONVENTION, "cost": exp.config.metric.to_dict()}
 
 
 class Outputs:

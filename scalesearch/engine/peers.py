@@ -228,3 +228,15 @@ def run_with_peers(run: Callable[[Callable[[Path], list[int]] | None], object], 
                 group.interrupted()
                 raise
     return result
+
+
+def run_call(function: str, kwargs: dict, run: Callable, *, workers: WorkerOptions, device: str | None,
+             threads: int | None, callbacks: dict):
+    """`run(on_open)` with the worker processes `workers` ask for; each peer makes this very API call
+    (`scalesearch.<function>(**kwargs)`) in a process of its own."""
+    import logging
+
+    say = callbacks.get("log_line") or logging.getLogger("scalesearch").info
+    call = {"function": function, "kwargs": {**kwargs, "command_line": callbacks.get("command_line", "")}}
+    return run_with_peers(run, call=call, jobs=workers.jobs, devices=workers.devices,
+                          jobs_per_device=workers.jobs_per_device, device=device, threads=threads, say=say)

@@ -36,6 +36,18 @@ from .storage import (GRACE_SECONDS, HEARTBEAT_SECONDS, Heartbeat, mark_alive, o
 log = logging.getLogger("scalesearch.engine")
 
 
+RUN_CALLBACKS = ("on_trial", "on_progress", "log_line")  # what run_study reports through, besides files
+
+
+def run_callbacks(callbacks: dict) -> dict:
+    """The run_study callbacks among an API call's extra keywords (`command_line` is recorded, not called);
+    TypeError for any other."""
+    unknown = set(callbacks) - set(RUN_CALLBACKS) - {"command_line"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in callbacks.items() if k in RUN_CALLBACKS}
+
+
 @dataclass
 class RunResult:
     """What a finished (or interrupted) run leaves: the records, best.json's payload, and whether it is complete."""
@@ -158,7 +170,7 @@ class Worker:
         study = self.study
         me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         try:
-            c = self.strategy.candidate(trial, item=queue.params_of(me) if queue.is_queued(me) else None)
+            c = self.strategy.subject(trial, item=queue.params_of(me) if queue.is_queued(me) else None)
         except Stray as why:
             return self._stray(trial, str(why))
         if "seed" not in me.user_attrs:

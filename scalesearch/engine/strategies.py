@@ -11,7 +11,7 @@ Rounds of a grid or sampler study: φ = 1 (every point with seed 0, then racing 
 refinement on and where φ = 1 left the answer open (engine/networks.py, plan_refinement), the points of the
 contending networks built again as their φ = 2 members (items with `"phi": 2`), raced there the same way.
 
-A new strategy is a subclass in a module of its own, registered with `@register` (compare.py's is one): its
+A new strategy is a subclass in a module of its own, registered with `@register` (comparison/study.py's is one): its
 mode's checks (`check`), items, rounds, sampler, pruner and outputs are all in it; the loop (run.py) and the
 API's `run_search` need no change.
 """
@@ -71,7 +71,7 @@ class Stray(Exception):
 
 
 class Strategy:
-    """What a study wants (`wanted`, `first_items`), what a trial evaluates (`candidate`), how it is
+    """What a study wants (`wanted`, `first_items`), what a trial evaluates (`subject`), how it is
     described in consoles and resume checks (`describe`, `identity`), and which Optuna sampler and pruner it
     uses."""
 
@@ -204,7 +204,7 @@ class Strategy:
 
     # ------------------------------------------------------------ one trial
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
         """What `trial` evaluates (passed to the experiment's `evaluate`); Stray if it is not wanted.
         `item`: the parameters the trial was queued with (fixed), or None when the sampler draws them."""
         raise NotImplementedError
@@ -298,7 +298,7 @@ class GridStrategy(Strategy):
         return [Member(coefficients_from_params(p, self.cfg.budget, law=self.cfg.metric.law)) for p in self.points()
                 if not (queue.item_key(p, 0) in statuses and statuses[queue.item_key(p, 0)].settled)]
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
         if item is None:
             raise Stray("not from the grid queue (another worker emptied it)")
         budget, law = self.cfg.budget, self.cfg.metric.law
@@ -351,7 +351,7 @@ class SamplerStrategy(Strategy):
     def total(self, trials) -> int:
         return max(len(self.wanted(trials)), self.cfg.trials)
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
         # A draw beyond --trials (a peer took the queued item this worker asked for, or drew at the same
         # moment) steps aside; ordered by trial number, so of two such draws the lower one stays.
         if item is None and \

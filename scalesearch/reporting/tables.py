@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from ..cost import FLOP_CONVENTION
+from ..metrics import FLOP_CONVENTION, FLOP_COUNTER, FLOP_UNIT
 from ..engine.networks import POINT_RULE
 from ..engine.results import TRIAL_COLUMNS, CandidateRecord
-from ..report import latex_escape
+from ..formats import latex_escape, md_escape
 from .load import RankedNetwork, RunReport
 
 FORMATS = ("md", "latex", "csv", "json", "html")
@@ -242,7 +242,7 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
 def caption(report: RunReport) -> str:
     """What every table's caption states: FLOP convention, data, budget, seeds."""
     data = report.provenance.get("data", {})
-    cost = ("measured FLOPs, which are multiply-adds (one fused multiply-add = 1 FLOP, fvcore, batch 1)"
+    cost = (f"measured FLOPs, which are multiply-adds (one fused multiply-add = 1 FLOP, {FLOP_COUNTER})"
             if report.metric.is_flops else f"measured {report.metric.label}")
     under = (f"; {len(report.under_budget)} candidate(s) marked under budget († in LaTeX) were trained below it, "
              "where no resolution landed inside") if report.under_budget else ""
@@ -299,14 +299,6 @@ def to_csv(report: RunReport) -> str:
 
 
 # ------------------------------------------------------------------ Markdown
-
-_MD_SPECIALS = set("\\`*_[]<>|#&!")
-
-
-def md_escape(text: str) -> str:
-    """Backslash-escape Markdown's punctuation (CommonMark allows it before any ASCII punctuation)."""
-    return "".join("\\" + c if c in _MD_SPECIALS else (" " if c in "\r\n\t" else c) for c in str(text))
-
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: set[int]) -> list[str]:
     lines = ["| " + " | ".join(md_escape(h) for h in headers) + " |",
@@ -408,7 +400,7 @@ def to_latex(report: RunReport, figures: Sequence[Path] = ()) -> str:
                             f"{_sentence(cap)}", "tab:scalesearch-not-trained")
     for i, payload in enumerate(report.comparisons):
         out += _latex_table(COMPARE_HEADERS, compare_rows(payload), "lrrrrrrp{0.32\\linewidth}",
-                            f"{_compare_summary(payload)} FLOPs are multiply-adds (fvcore, batch 1); data set "
+                            f"{_compare_summary(payload)} FLOPs are {FLOP_UNIT}; data set "
                             f"{report.data_name}.", f"tab:scalesearch-compare-{i}")
     for path, alt in _figure_alts(figures, ".pdf"):
         out += [r"\ifdefined\includegraphics", r"\begin{figure}[htbp]", r"\centering",

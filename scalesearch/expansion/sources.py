@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .rundir import RunDirectory, read_run_dir
-from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
+from ..errors import UserError
+from ..rundir import RunDirectory, read_run_dir
+from ..scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
 
 DEFAULT_RUNS_DIR = Path("runs")
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from ..arms import Arm, baseline_arm, build_arms
+from .arms import Arm, baseline_arm, build_arms
 from ..fileio import atomic_write_json, atomic_write_text
 from ..scaling import Coefficients
-from . import queue
-from .objective import Experiment, record_network
-from .results import SeedSummary
-from .outputs import provenance
-from .strategies import Strategy, Stray, register
+from ..engine import queue
+from ..engine.objective import Experiment, record_network
+from ..engine.results import SeedSummary
+from ..engine.outputs import provenance
+from ..engine.strategies import Strategy, Stray, register
 
 
 @dataclass
@@ -142,7 +142,7 @@ class CompareOutputs:
         self.extra = {"study": cfg.study_name, "provenance": provenance(exp)}
 
     def write(self, study: optuna.Study, complete: bool):
-        from ..comparison import compare_payload, payload_csv, write_figure
+        from .verdicts import compare_payload, payload_csv, write_figure
 
         records = arm_records(study.get_trials(deepcopy=False), self.exp)
         payload = compare_payload(records, self.exp.setup, budget=self.cfg.budget, tolerance=self.cfg.tolerance,
@@ -180,8 +180,8 @@ def read_run(run_dir, *, storage: str | None):
     """(the run directory, its candidate records read from its study) of a finished run."""
     from ..errors import UserError
     from ..rundir import read_run_dir
-    from .results import candidate_records
-    from .rundir import open_run_study
+    from ..engine.results import candidate_records
+    from ..engine.rundir import open_run_study
 
     run = read_run_dir(run_dir)
     if not run.complete:
@@ -234,7 +234,7 @@ class CompareStrategy(Strategy):
         return all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
                    for p, s in self.wanted(trials))
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
         if item is None:
             raise Stray("not from the compare queue")
         return self.exp.arms[trial.suggest_int("arm", 0, len(self.exp.arms) - 1)]
