@@ -45,7 +45,7 @@ import torch
 
 from .errors import UserError
 from .families import get_family
-from .metrics import LATENCY_DEVICES
+from .host import DEVICE_TYPES as LATENCY_DEVICES
 
 MAX_LATENCY_BATCH = 4096
 CPU_THREADS = 1  # intra-op threads during a CPU measurement (see the module docstring)

@@ -13,6 +13,7 @@ from ..config import SearchConfig, check_cap_above_base, training_seed
 from ..scaling import Coefficients
 from .interrupts import interruptible, shielded
 from .queue import fail_stale_trials
+from .strategies import Member, strategy_class
 
 log = logging.getLogger("scalesearch.engine")
 
@@ -83,20 +84,6 @@ def _reject(trial: optuna.Trial, reason: str) -> None:
     raise optuna.TrialPruned(reason)
 
 
-@dataclass(frozen=True)
-class Member:
-    """What a grid or sampler trial builds: the proxy scaled by (α, β, γ)^φ at budget^φ. φ = 1 is the search
-    itself; φ = 2 is the refinement round, where rounding separates points that built one network at φ = 1."""
-
-    coefficients: Coefficients
-    phi: int = 1
-
-    @property
-    def key(self) -> tuple:
-        c = self.coefficients
-        return (c.alpha, c.beta, c.gamma, self.phi)
-
-
 class CandidateFailed(Exception):
     """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
 
@@ -124,7 +111,6 @@ class Experiment:
         from ..families.user import probe_family
         from ..proxy import proxy_for
         from ..host import resolve_device
-        from .strategies import strategy_class
 
         strategy = strategy_class(config.mode)
         strategy.check(config)  # the mode's own checks, before any data are read

@@ -11,7 +11,6 @@ from ..config import SearchConfig
 from ..fileio import atomic_write_json, atomic_write_text
 from ..metrics import RUN_FLOP_CONVENTION
 from .networks import best_payload
-from .objective import Experiment
 from .results import CandidateRecord, candidate_records, rows_to_csv
 from .storage import redact_url, redact_secret
 
@@ -26,11 +25,12 @@ def redacted_config(cfg: SearchConfig) -> dict:
     return {"command_line": command_line, "config": config}
 
 
-def provenance(exp: Experiment) -> dict:
+def provenance(exp) -> dict:
+    """How the run was made, for best.json: versions, device, data, proxy, options (`exp`: the Experiment)."""
     import torch
     import typer
 
-    from .. import __version__
+    from ..version import __version__
 
     versions = {"scalesearch": __version__, "torch": torch.__version__, "optuna": optuna.__version__,
                 "typer": typer.__version__, "python": platform.python_version()}
@@ -64,7 +64,7 @@ class Outputs:
 
     FILES = "trials.csv, best.json"
 
-    def __init__(self, cfg: SearchConfig, exp: Experiment):
+    def __init__(self, cfg: SearchConfig, exp):
         self.cfg = cfg
         # Computed once per run: provenance hashes nothing, but the data fingerprint behind it did.
         self.extra = {"study": cfg.study_name, "storage": redact_url(cfg.storage_url), "mode": cfg.mode,

@@ -26,10 +26,9 @@ import optuna
 from ..errors import UserError
 from ..racing import FIRST_ROUND, LATER_CONTENDERS, race, race_budget
 from ..samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
-from ..scaling import coefficients_from_simplex, grid_candidates, grid_ends, grid_size
+from ..scaling import Coefficients, coefficients_from_simplex, grid_candidates, grid_ends, grid_size
 from . import queue
 from .networks import group_networks, plan_refinement, race_results
-from .objective import Member
 from .outputs import Outputs
 from .results import candidate_records, coefficients_from_params
 
@@ -56,6 +55,20 @@ def strategy_class(mode: str) -> type:
         return STRATEGIES[mode]
     except KeyError:
         raise UserError(f"unknown mode {mode!r}; known: {', '.join(sorted(STRATEGIES))}") from None
+
+
+@dataclass(frozen=True)
+class Member:
+    """What a grid or sampler trial builds: the proxy scaled by (α, β, γ)^φ at budget^φ. φ = 1 is the search
+    itself; φ = 2 is the refinement round, where rounding separates points that built one network at φ = 1."""
+
+    coefficients: Coefficients
+    phi: int = 1
+
+    @property
+    def key(self) -> tuple:
+        c = self.coefficients
+        return (c.alpha, c.beta, c.gamma, self.phi)
 
 
 @dataclass(frozen=True)

@@ -232,7 +232,7 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
         ("versions", versions),
         ("FLOP convention", f"{FLOP_CONVENTION} (the run: {p.get('flop_convention', '?')})"),
     ]
-    from .. import __version__
+    from ..version import __version__
 
     items.append(("report", f"written by scalesearch {__version__} from the study's storage; "
                             "config and provenance from best.json"))
