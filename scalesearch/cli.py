@@ -383,9 +383,12 @@ def answer_lines(best: dict) -> list[str]:
     return lines + answer_caveats(best)
 
 
-def _run_search(mode: str, **options) -> None:
-    """Shared body of `grid` and `search`: the API call with a live view, then a summary."""
+def _run_search(mode: str, typed: dict) -> None:
+    """Shared body of `grid` and `search`: the API call with what was typed (its fields' names: --alpha-level is
+    `significance`) in a live view, then a summary."""
     from . import api
+
+    options = {("significance" if k == "alpha_level" else k): v for k, v in typed.items()}
 
     console, say, stop_bar, on_progress = _live_view(f"{mode} {options['budget']:g}x")
 
@@ -496,11 +499,7 @@ def grid(
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
-    _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
-                device=device, out=out, storage=storage, study=study, seed=seed, family=family,
-                significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads, jobs=jobs,
-                devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
-                latency_device=latency_device, latency_batch=latency_batch, refine=refine)
+    _run_search("grid", locals())
 
 
 @app.command()
@@ -517,11 +516,7 @@ def search(
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
-    _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
-                seeds=seeds, data=data, epochs=epochs, device=device, out=out, storage=storage, study=study,
-                seed=seed, family=family, significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
-                jobs=jobs, devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
-                latency_device=latency_device, latency_batch=latency_batch, refine=refine)
+    _run_search("search", locals())
 
 
 @app.command()
