@@ -355,14 +355,13 @@ def _trial_line(head: str, info: dict, *fields: str) -> str:
 def answer_lines(best: dict) -> list[str]:
     """The console's summary of a run's answer: the network, its interval and point, the verdict, and what the
     evidence could not resolve (best.json's fields, so the console never says more than the file)."""
-    from .reporting.tables import answer_caveats, interval
+    from .reporting.tables import answer_caveats, effective_text, interval
 
     metric = best.get("cost", {}).get("metric", "flops")
     ratio = best.get("measured_cost_ratio") or best["measured_flops_ratio"]
     under = f", {best['budget_fit']}" if str(best.get("budget_fit", "")).startswith("under") else ""
     std = f" ± {best['accuracy_std']:.4f}" if best.get("accuracy_std") is not None else ""
-    eff = (f" (effective α={best['alpha_eff']:.3f} β={best['beta_eff']:.3f} γ={best['gamma_eff']:.3f})"
-           if best.get("alpha_eff") is not None else "")
+    eff = f" ({effective_text(best, '.3f')})" if best.get("alpha_eff") is not None else ""
     lines = [
         f"Answer: network {best['network']}, decided at φ = {best['decided_at_phi']}: grid points α "
         f"{interval(best['alpha_range'], '.4g')}, β {interval(best['beta_range'], '.4g')} build it; reported "

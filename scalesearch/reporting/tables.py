@@ -149,6 +149,20 @@ def title(report: RunReport) -> str:
     return f"scalesearch report: study {report.study}"
 
 
+def effective_text(w: dict, spec: str = ".4f") -> str:
+    """What was built, as effective coefficients (built / φ = 0 proxy); a φ = 2 member took two steps, so its
+    per-step values (the square roots) are what compares with the reported α, β, γ."""
+    if w.get("alpha_eff") is None:
+        return "effective coefficients not recorded"
+    values = [w[k] for k in ("alpha_eff", "beta_eff", "gamma_eff")]
+    text = "effective " + ", ".join(f"{n} = {v:{spec}}" for n, v in zip("αβγ", values))
+    phi = int(w.get("decided_at_phi") or 1)
+    if phi > 1:
+        text += f" over {phi} φ steps, per step " + ", ".join(f"{n} = {v ** (1 / phi):{spec}}"
+                                                            for n, v in zip("αβγ", values))
+    return text
+
+
 def winner_lines(report: RunReport) -> list[str]:
     """The winner and the verdict, as sentences."""
     w = report.winner
@@ -165,8 +179,8 @@ def winner_lines(report: RunReport) -> list[str]:
         f"{interval(w['alpha_range'], '.4g')}, β {interval(w['beta_range'], '.4g')} (γ "
         f"{interval(w['gamma_range'], '.4g')}) build it ({len(w['network_trials'])} point(s)). Reported: α = "
         f"{w['alpha']:.4f}, β = {w['beta']:.4f}, γ = {w['gamma']:.4f} ({metric.law.text} = "
-        f"{metric.law.factor(w['alpha'], w['beta'], w['gamma']):.3f}; {w['point_rule']}). What was trained: effective "
-        f"α = {_num(w['alpha_eff'], '.4f')}, β = {_num(w['beta_eff'], '.4f')}, γ = {_num(w['gamma_eff'], '.4f')}.",
+        f"{metric.law.factor(w['alpha'], w['beta'], w['gamma']):.3f}; {w['point_rule']}). What was trained: "
+        f"{effective_text(w)}.",
         f"Built as depth ×{_num(w['depth_mult'], '.3f')}, width ×{_num(w['width_mult'], '.3f')} at "
         f"{w['resolution']} px: measured {metric.name} ratio {_num(ratio)} to the φ = 0 proxy "
         f"(budget {report.budget:g}x{'²' if w['decided_at_phi'] == 2 else ''} ± {report.tolerance:.0%} in "
