@@ -44,13 +44,12 @@ def read_run(out: Path) -> dict:
     """The run's networks (from its study, as `report` reads it) and its answer (best.json)."""
     from scalesearch.engine.networks import group_networks, trained
     from scalesearch.engine.results import candidate_records
-    from scalesearch.engine.rundir import load_best_json, open_run_study
-    from scalesearch.metrics import metric_from_dict
+    from scalesearch.engine.rundir import open_run_study
+    from scalesearch.rundir import read_run_dir
 
-    best = load_best_json(out)
-    study = open_run_study(out, best)
-    records = candidate_records(study.get_trials(deepcopy=False), float(best["budget"]),
-                                law=metric_from_dict(best.get("cost")).law)
+    run = read_run_dir(out)
+    best = run.best
+    records = candidate_records(open_run_study(run).get_trials(deepcopy=False), run.budget, law=run.metric.law)
     networks = group_networks(records)
     winner = next(n for n in networks if n.network == best["network"])
     return {"best": best, "phi1": {n.architecture: n for n in trained(networks, 1)}, "winner": winner}

@@ -30,7 +30,8 @@ from pathlib import Path
 from scipy import stats
 
 import scalesearch
-from scalesearch.engine.objective import Experiment, Member
+from scalesearch.engine.objective import Experiment
+from scalesearch.engine.strategies import Member
 from scalesearch.config import SearchConfig
 from scalesearch.scaling import Coefficients
 

@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import json
 
-from scalesearch.candidate import resolve_candidate, train_one
+from scalesearch.retrain import plan_training, train_one
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = ap.parse_args()
 
-    plan = resolve_candidate(width_mult=args.width, depth_mult=args.depth, resolution=args.resolution, device="cpu",
+    plan = plan_training(width_mult=args.width, depth_mult=args.depth, resolution=args.resolution, device="cpu",
                              data=args.data)
     changes = {}
     for pair in args.overrides:

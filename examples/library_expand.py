@@ -4,8 +4,7 @@
 """
 
 from scalesearch.cost import measure_cost
-from scalesearch.expansion import expand_family
-from scalesearch.report import to_markdown
+from scalesearch.expansion import expand_family, to_markdown
 from scalesearch.scaling import Coefficients, parse_phi
 
 # Coefficients you found (or the paper's); φ as the CLI would take it.

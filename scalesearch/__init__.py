@@ -7,8 +7,7 @@
 """
 
 from .errors import UserError
-
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["UserError", "build_model", "compare", "expand", "grid", "measure_cost", "plot_family", "report_run",
            "search"]
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .errors import UserError
+from .config import FAMILY_HELP, MAX_WORKERS, WorkerOptions, option_field
+from .errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, say_error, say_interrupted
 from .scaling import parse_budget, parse_phi
 
 app = typer.Typer(
@@ -45,25 +45,11 @@ def _count_text(text: str) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
-COST = typer.Option("flops", "--cost", help="What the budget holds on: flops (multiply-adds), activations (output "
-                                            "elements of conv/linear layers) or latency (measured forward time).")
-LATENCY_DEVICE = typer.Option("cpu", "--latency-device", help="Where --cost latency times the networks: cpu or cuda.")
-LATENCY_BATCH = typer.Option(None, "--latency-batch", help="Batch size --cost latency times a forward pass at "
-                             "(default: grid and search, the proxy's training batch, 64 on the CPU and 512 on a GPU, "
-                             "where the time follows the work; expand and report, 1).")
-MAX_PARAMS = typer.Option(None, "--max-params", parser=_count_text,
-                          help="Reject candidates (or leave out members) with more parameters: 5000000, 5M, 200k.")
-
-
 def _budget_option(text: str) -> float:
     try:
         return parse_budget(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-FAMILY_HELP = ("Model family: efficientnet, resnet (ResNet-50 base), resnet18|34|50|101|152, mobilenetv2, or your "
-               "own builder path/to/model.py:build or package.module:build (imports and runs that code).")
 
 
 def _family_option(name: str) -> str:
@@ -86,6 +72,40 @@ def _seeds_option(text) -> "int | str":
     return value
 
 
+def _option(name: str, *, config=None, **extra):
+    """The option of SearchConfig's (or WorkerOptions') field `name`: its default, flag and help are the
+    field's, so the command, the API and the recorded config cannot disagree."""
+    from .config import SearchConfig
+
+    f = option_field(config or SearchConfig, name)
+    return typer.Option(f.default, f.metadata["flag"], help=f.metadata["help"], **extra)
+
+
+# The options of `grid` and `search` (and the others' that mean the same), from SearchConfig's fields.
+BUDGET = _option("budget", parser=_budget_option)
+STEP = _option("step")
+TRIALS = _option("trials")
+SAMPLER = _option("sampler")
+PRUNER = _option("pruner")
+TOLERANCE = _option("tolerance")
+SEEDS = _option("seeds", callback=lambda v: _seeds_option(v))
+ALPHA_LEVEL = _option("significance")
+FAMILY = _option("family", callback=_family_option)
+SKIP_BAD = _option("skip_bad_images")
+DATA = _option("data")
+EPOCHS = _option("epochs")
+DEVICE = _option("device", envvar="SCALESEARCH_DEVICE")
+OUT = _option("out")
+STORAGE = _option("storage")
+STUDY = _option("study")
+SEED = _option("seed")
+REFINE = _option("refine")
+COST = _option("cost")
+LATENCY_DEVICE = _option("latency_device")
+LATENCY_BATCH = _option("latency_batch")
+MAX_PARAMS = _option("max_params", parser=_count_text)
+
+
 def _positive(name: str):
     def check(value):
         # `not value > 0` also refuses nan; inf passes it but builds no network.
@@ -97,22 +117,11 @@ def _positive(name: str):
 
 
 def _output_format(fmt: str, out: Optional[Path]) -> str:
-    from .report import FORMAT_BY_SUFFIX, FORMATS
+    """expand's --format: the console table by default; with --out, the format the file's suffix names."""
+    from .formats import output_format
+    from .expansion.tables import FORMATS
 
-    if fmt not in FORMATS:
-        raise UserError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if out is not None and fmt == "table":
-        fmt = FORMAT_BY_SUFFIX.get(out.suffix.lower(), "")
-        if fmt not in FORMATS:
-            raise UserError(f"cannot tell the format of {out} from its suffix: add --format csv|md|latex|json")
-    if out is not None:
-        from .fileio import probe_writable_file
-
-        try:
-            probe_writable_file(out)
-        except OSError as exc:
-            raise UserError(f"--out: {exc}") from None
-    return fmt
+    return output_format(None if fmt == "table" else fmt, out, formats=FORMATS, default="table")
 
 
 @app.command()
@@ -159,7 +168,7 @@ def expand(
     plot_files = _plot_files(plot)
     console = _console()
     from . import api
-    from .report import render, rich_table
+    from .expansion.tables import render, rich_table
 
     phis = phis if phis is not None else api.default_phis(preset)
     rows = _with_progress(console, len(phis), lambda tick: api.expand(
@@ -227,12 +236,13 @@ def flops(
     width_mult: float = typer.Option(1.0, "--width-mult", callback=_positive("--width-mult")),
     depth_mult: float = typer.Option(1.0, "--depth-mult", callback=_positive("--depth-mult")),
     resolution: int = typer.Option(224, "--resolution", callback=_positive("--resolution")),
-    family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
+    family: str = _option("family", callback=_family_option),
     num_classes: int = typer.Option(1000, "--num-classes", callback=_positive("--num-classes")),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Measure one configuration: multiply-adds, parameters and activations."""
-    from .cost import FLOP_CONVENTION, measure_cost
+    from .cost import measure_cost
+    from .metrics import FLOP_CONVENTION
     from .families import get_family
     from .families.user import probe_family
 
@@ -345,14 +355,13 @@ def _trial_line(head: str, info: dict, *fields: str) -> str:
 def answer_lines(best: dict) -> list[str]:
     """The console's summary of a run's answer: the network, its interval and point, the verdict, and what the
     evidence could not resolve (best.json's fields, so the console never says more than the file)."""
-    from .reporting.tables import answer_caveats, interval
+    from .reporting.tables import answer_caveats, effective_text, interval
 
     metric = best.get("cost", {}).get("metric", "flops")
     ratio = best.get("measured_cost_ratio") or best["measured_flops_ratio"]
     under = f", {best['budget_fit']}" if str(best.get("budget_fit", "")).startswith("under") else ""
     std = f" ± {best['accuracy_std']:.4f}" if best.get("accuracy_std") is not None else ""
-    eff = (f" (effective α={best['alpha_eff']:.3f} β={best['beta_eff']:.3f} γ={best['gamma_eff']:.3f})"
-           if best.get("alpha_eff") is not None else "")
+    eff = f" ({effective_text(best, '.3f')})" if best.get("alpha_eff") is not None else ""
     lines = [
         f"Answer: network {best['network']}, decided at φ = {best['decided_at_phi']}: grid points α "
         f"{interval(best['alpha_range'], '.4g')}, β {interval(best['beta_range'], '.4g')} build it; reported "
@@ -373,9 +382,12 @@ def answer_lines(best: dict) -> list[str]:
     return lines + answer_caveats(best)
 
 
-def _run_search(mode: str, **options) -> None:
-    """Shared body of `grid` and `search`: the API call with a live view, then a summary."""
+def _run_search(mode: str, typed: dict) -> None:
+    """Shared body of `grid` and `search`: the API call with what was typed (its fields' names: --alpha-level is
+    `significance`) in a live view, then a summary."""
     from . import api
+
+    options = {("significance" if k == "alpha_level" else k): v for k, v in typed.items()}
 
     console, say, stop_bar, on_progress = _live_view(f"{mode} {options['budget']:g}x")
 
@@ -401,7 +413,7 @@ def _run_search(mode: str, **options) -> None:
                            cost=options.get("cost", "flops")).out_dir
         console.print(f"Interrupted. Finished trials are saved in {out}/; run the same command to resume.")
         _reported_interrupt()
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
     finally:
         stop_bar()
     best, out_dir = result.best, result.out_dir
@@ -436,38 +448,9 @@ def _command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["scalesearch", *_invoked_args])
 
 
-# Options shared by `grid` and `search`, defined once so their names and help never drift apart.
-BUDGET = typer.Option(2.0, "--budget", parser=_budget_option,
-                      help="Cost factor of one φ step: 2x, 1.5x scale up; 0.5x, 0.25x scale down.")
-TOLERANCE = typer.Option(0.1, "--tolerance", help="Accepted measured cost ratio: budget·(1 ± tolerance); a network "
-                                                  "that can only land below it is trained and marked under budget.")
-SEEDS = typer.Option("auto", "--seeds", callback=lambda v: _seeds_option(v),
-                     help="'auto' (default): every candidate one seed, then extra paired seeds for those not "
-                          "clearly behind the leader until it is separated or the cap is hit; or a fixed count K.")
-ALPHA_LEVEL = typer.Option(0.05, "--alpha-level", help="Significance level of the racing verdict.")
-FAMILY = typer.Option("efficientnet", "--family", callback=_family_option, help=FAMILY_HELP)
-SKIP_BAD = typer.Option(False, "--skip-bad-images", help="Skip (and count) unreadable image files instead of "
-                                                        "stopping at the first one.")
-DATA = typer.Option("synthetic", "--data", help="'synthetic', a CIFAR folder, an ImageFolder tree or .npz.")
-EPOCHS = typer.Option(None, "--epochs", help="Epochs per candidate (default: the proxy preset's).")
-DEVICE = typer.Option("auto", "--device", envvar="SCALESEARCH_DEVICE",
-                      help="auto, cpu or cuda (auto: cuda where a GPU is visible).")
-OUT = typer.Option(None, "--out", help="Run directory (default runs/<grid|search>-<budget>x); "
-                                       "running the same command again resumes it.")
-STORAGE = typer.Option(None, "--storage", help="Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
-                                               "(default: SQLite file in --out).")
-STUDY = typer.Option(None, "--study", help="Study name (default derived from mode and budget).")
-SEED = typer.Option(0, "--seed", help="Seed of the sampler, the data split and training.")
-REFINE = typer.Option(None, "--refine/--no-refine",
-                      help="Decide what φ = 1 leaves open (a winner not separated from the runner-up, an interval "
-                           "over one grid step, resolution alone) at φ = 2: the contenders' points built again at "
-                           "budget², where rounding separates more, and raced there. Default: on a GPU, off on the "
-                           "CPU (a φ = 2 member trains 2-3 times as long).")
-
-
 def _count_option(value: int) -> int:
-    if not 1 <= value <= 256:
-        raise typer.BadParameter(f"must be a whole number from 1 to 256, got {value}")
+    if not 1 <= value <= MAX_WORKERS:
+        raise typer.BadParameter(f"must be a whole number from 1 to {MAX_WORKERS}, got {value}")
     return value
 
 
@@ -477,15 +460,11 @@ def _jobs_option(value: str) -> int | str:
     try:
         return _count_option(int(value))
     except ValueError:
-        raise typer.BadParameter(f"must be 'auto' or a whole number from 1 to 256, got {value!r}") from None
+        raise typer.BadParameter(f"must be 'auto' or a whole number from 1 to {MAX_WORKERS}, got {value!r}") from None
 
 
-JOBS = typer.Option("auto", "--jobs", callback=_jobs_option, envvar="SCALESEARCH_JOBS",
-                    help="Worker processes on this machine for this study; 'auto' (default): one per "
-                         "--threads cores on CPU (up to 16), one on a GPU. Extra workers log to <out>/.workers/.")
-THREADS = typer.Option(None, "--threads", callback=lambda v: v if v is None else _count_option(v),
-                       help="CPU threads per training (default 1: a candidate's accuracy then does not depend on "
-                            "--jobs or the machine's cores; --jobs auto uses the other cores).")
+JOBS = _option("jobs", config=WorkerOptions, callback=_jobs_option, envvar="SCALESEARCH_JOBS")
+THREADS = _option("threads", callback=lambda v: v if v is None else _count_option(v))
 
 
 def _devices_option(value: Optional[str]) -> Optional[list[int]]:
@@ -501,17 +480,14 @@ def _devices_option(value: Optional[str]) -> Optional[list[int]]:
     return devices
 
 
-DEVICES_OPT = typer.Option(None, "--devices", callback=_devices_option,
-                           help="CUDA devices to spread the workers over, e.g. 0,1 (with --jobs-per-device).")
-JOBS_PER_DEVICE = typer.Option(1, "--jobs-per-device", callback=_count_option,
-                               help="With --devices: worker processes per GPU (small proxies are launch-bound; "
-                                    "two per GPU can add throughput).")
+DEVICES_OPT = _option("devices", config=WorkerOptions, callback=_devices_option)
+JOBS_PER_DEVICE = _option("jobs_per_device", config=WorkerOptions, callback=_count_option)
 
 
 @app.command()
 def grid(
     budget: float = BUDGET,
-    step: float = typer.Option(0.05, "--step", help="Grid step of α and β."),
+    step: float = STEP,
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
@@ -522,19 +498,13 @@ def grid(
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
-    _run_search("grid", budget=budget, step=step, tolerance=tolerance, seeds=seeds, data=data, epochs=epochs,
-                device=device, out=out, storage=storage, study=study, seed=seed, family=family,
-                significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads, jobs=jobs,
-                devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
-                latency_device=latency_device, latency_batch=latency_batch, refine=refine)
+    _run_search("grid", locals())
 
 
 @app.command()
 def search(
     budget: float = BUDGET,
-    trials: int = typer.Option(20, "--trials", help="Candidates to evaluate (rejected ones count)."),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe, cmaes or random."),
-    pruner: str = typer.Option("none", "--pruner", help="none, median or hyperband (on per-epoch val accuracy)."),
+    trials: int = TRIALS, sampler: str = SAMPLER, pruner: str = PRUNER,
     tolerance: float = TOLERANCE, seeds: str = SEEDS, data: str = DATA, epochs: Optional[int] = EPOCHS,
     device: str = DEVICE, out: Optional[Path] = OUT, storage: Optional[str] = STORAGE,
     study: Optional[str] = STUDY, seed: int = SEED, family: str = FAMILY, alpha_level: float = ALPHA_LEVEL,
@@ -545,11 +515,7 @@ def search(
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
-    _run_search("search", budget=budget, trials=trials, sampler=sampler, pruner=pruner, tolerance=tolerance,
-                seeds=seeds, data=data, epochs=epochs, device=device, out=out, storage=storage, study=study,
-                seed=seed, family=family, significance=alpha_level, skip_bad_images=skip_bad_images, threads=threads,
-                jobs=jobs, devices=devices, jobs_per_device=jobs_per_device, max_params=max_params, cost=cost,
-                latency_device=latency_device, latency_batch=latency_batch, refine=refine)
+    _run_search("search", locals())
 
 
 @app.command()
@@ -590,7 +556,7 @@ def compare(
     """Compound scaling against depth-only, width-only and resolution-only at the same measured cost."""
 
     from .api import compare as run_compare
-    from .comparison import summary_lines
+    from .comparison.verdicts import summary_lines
 
     if fmt not in ("table", "json"):
         raise UserError(f"unknown --format {fmt!r}; choose table or json")
@@ -610,7 +576,7 @@ def compare(
         stop_bar()
         console.print("Interrupted. Finished arms are saved in the study; run the same command to resume.")
         _reported_interrupt()
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
     finally:
         stop_bar()
     payload = result.best
@@ -621,7 +587,7 @@ def compare(
     else:
         for line in summary_lines(payload):
             console.print(line, markup=False, highlight=False)
-    from .engine.compare import output_stem
+    from .comparison.study import output_stem
 
     stem = output_stem(phi, cost=result.best.get("cost", {}).get("metric", "flops"))
     console.print(f"Wrote {result.out_dir}/{stem}.json and .csv" + (" and the figure (.png, .pdf)"
@@ -678,15 +644,15 @@ def train(
                                            "--seed RUN_SEED: give its network (--width-mult/--depth-mult/"
                                            "--resolution from trials.csv), data, epochs and seed index (--seed)."),
     device: str = DEVICE,
-    family: str = typer.Option("efficientnet", "--family", help=FAMILY_HELP, callback=_family_option),
+    family: str = _option("family", callback=_family_option),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     threads: Optional[int] = THREADS,
 ):
     """Train one candidate on the proxy setup and report its validation accuracy."""
-    from .candidate import resolve_candidate, train_one
+    from .retrain import plan_training, train_one
 
     console = _console()
-    plan = resolve_candidate(alpha=alpha, beta=beta, gamma=gamma, width_mult=width_mult, depth_mult=depth_mult,
+    plan = plan_training(alpha=alpha, beta=beta, gamma=gamma, width_mult=width_mult, depth_mult=depth_mult,
                              resolution=resolution, device=device, data=data, epochs=epochs, family=family)
     result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads, run_seed=run_seed)
     if as_json:
@@ -711,14 +677,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         code = command.main(args=argv, prog_name="scalesearch", standalone_mode=False)
     except typer.TyperException as exc:  # click's usage errors: bad option values, missing options
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        print(f"scalesearch: error: {message}", file=sys.stderr)
-        sys.exit(getattr(exc, "exit_code", 2))
+        say_error(message)
+        sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
     except UserError as exc:
-        print(f"scalesearch: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(say_error(exc))
     except (typer.Abort, KeyboardInterrupt):
-        print("scalesearch: interrupted", file=sys.stderr)
-        sys.exit(130)
-    if code == 130 and not _interrupt_reported:  # click ends an interrupted command with 130 and says nothing
-        print("scalesearch: interrupted", file=sys.stderr)
+        sys.exit(say_interrupted())
+    if code == EXIT_INTERRUPTED and not _interrupt_reported:  # click ends an interrupted command with 130, silently
+        say_interrupted()
     sys.exit(code if isinstance(code, int) else 0)

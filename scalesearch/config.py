@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import UserError
+from .families.registry import DEFAULT_FAMILY
+from .host import DEVICES
 from .samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
 from .metrics import CostMetric
-from .scaling import check_budget, grid_size
+from .scaling import check_budget
 
 SAMPLERS = tuple(SAMPLER_FACTORIES)
 PRUNERS = tuple(PRUNER_FACTORIES)
-DEVICES = ("auto", "cpu", "cuda")
-# Guards against a typo running for days or building networks no machine holds (--budget 1e9, --step 1e-9):
-# the default 2x grid has 36 points, 16x about 1,300.
+# Guards against a typo building networks no machine holds (--budget 1e9); a grid's size is its strategy's check.
 MAX_BUDGET = 100.0
-MAX_GRID_POINTS = 10_000
 
 
 def training_seed(*, run_seed: int, seed_index: int) -> int:
@@ -45,33 +44,86 @@ def check_max_params(value) -> None:
         raise UserError(f"--max-params must be a whole number >= 1, got {value!r}")
 
 
+def check_cap_above_base(max_params: int | None, params: int, *, base: str, detail: str, consequence: str,
+                         at_least: bool = False) -> None:
+    """--max-params below the φ = 0 network's own parameters leaves nothing to train or list: UserError, before
+    any work. `base` names it (the proxy, the network), `detail` says how it was built."""
+    if max_params is not None and params > max_params:
+        count = f"parameters (at least {params:,}, {detail})" if at_least else f"{params:,} parameters ({detail})"
+        raise UserError(f"--max-params {max_params:,} is below the φ = 0 {base}'s own {count}: {consequence}; "
+                        "raise the cap")
+
+
+MAX_WORKERS = 256  # --jobs, --jobs-per-device and --threads: beyond this a typo asks, not a machine
+SEARCH_MODES = ("grid", "search")  # the modes a user starts with their options (compare is built from a run)
+FAMILY_HELP = ("Model family: efficientnet, resnet (ResNet-50 base), resnet18|34|50|101|152, mobilenetv2, or your "
+               "own builder path/to/model.py:build or package.module:build (imports and runs that code).")
+
+
+def _option(default, flag: str, help: str, *, modes: tuple[str, ...] = SEARCH_MODES):
+    """A field that is also an option of the `modes` commands and API functions: its one default, flag and help."""
+    return field(default=default, metadata={"flag": flag, "help": help, "modes": modes})
+
+
+def option_fields(cls, mode: str) -> list:
+    """The fields of `cls` (SearchConfig, WorkerOptions) that `mode`'s command and API function take."""
+    return [f for f in fields(cls) if mode in f.metadata.get("modes", ())]
+
+
+def option_field(cls, name: str):
+    """The field `name` of `cls` (its default, flag and help)."""
+    return next(f for f in fields(cls) if f.name == name)
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    mode: str  # "grid", "search" or "compare"
-    budget: float = 2.0
-    step: float = 0.05
-    tolerance: float = 0.1
-    seeds: int | str = "auto"  # "auto": race (extra seeds only for contenders); K: every candidate K seeds
-    significance: float = 0.05  # level of the racing verdict's test (--alpha-level)
-    trials: int = 20
-    sampler: str = "tpe"
-    pruner: str = "none"
-    out: Path | None = None  # None: runs/<mode>-<budget>x
-    storage: str | None = None  # None: SQLite file in `out`
-    study: str | None = None  # None: derived from mode and budget
-    data: str = "synthetic"
-    device: str = "auto"
-    epochs: int | None = None
-    family: str = "efficientnet"
-    seed: int = 0
-    skip_bad_images: bool = False
-    threads: int | None = None  # intra-op threads of a CPU trial; None: 1 (results then do not depend on --jobs)
-    max_params: int | None = None  # candidates with more parameters are rejected (--max-params)
-    cost: str = "flops"  # the metric the budget holds on (--cost): flops, activations or latency
-    latency_device: str = "cpu"  # where --cost latency times the networks
-    latency_batch: int | None = None  # None: the proxy's training batch (see latency_batch_default)
-    refine: bool | None = None  # a φ = 2 round for what φ = 1 left open; None: on a GPU only (refines_on)
-    command_line: str = ""
+    """The options of a grid, search or compare run: each option's default, flag and help live here and nowhere
+    else (the commands' options and the API functions' signatures are built from them), and `validated()` holds
+    every check."""
+
+    mode: str  # a registered strategy's (engine/strategies.py): "grid", "search" or "compare"
+    budget: float = _option(2.0, "--budget", "Cost factor of one φ step: 2x, 1.5x scale up; 0.5x, 0.25x scale "
+                            "down.")
+    step: float = _option(0.05, "--step", "Grid step of α and β.", modes=("grid",))
+    tolerance: float = _option(0.1, "--tolerance", "Accepted measured cost ratio: budget·(1 ± tolerance); a network "
+                               "that can only land below it is trained and marked under budget.")
+    seeds: int | str = _option("auto", "--seeds", "'auto' (default): every candidate one seed, then extra paired "
+                               "seeds for those not clearly behind the leader until it is separated or the cap is "
+                               "hit; or a fixed count K.")
+    significance: float = _option(0.05, "--alpha-level", "Significance level of the racing verdict.")
+    trials: int = _option(20, "--trials", "Candidates to evaluate (rejected ones count).", modes=("search",))
+    sampler: str = _option("tpe", "--sampler", "tpe, cmaes or random.", modes=("search",))
+    pruner: str = _option("none", "--pruner", "none, median or hyperband (on per-epoch val accuracy).",
+                          modes=("search",))
+    out: Path | None = _option(None, "--out", "Run directory (default runs/<grid|search>-<budget>x); running the "
+                               "same command again resumes it.")
+    storage: str | None = _option(None, "--storage", "Optuna RDB URL, e.g. postgresql+psycopg://user:pw@host/db "
+                                  "(default: SQLite file in --out).")
+    study: str | None = _option(None, "--study", "Study name (default derived from mode and budget).")
+    data: str = _option("synthetic", "--data", "'synthetic', a CIFAR folder, an ImageFolder tree or .npz.")
+    device: str = _option("auto", "--device", "auto, cpu or cuda (auto: cuda where a GPU is visible).")
+    epochs: int | None = _option(None, "--epochs", "Epochs per candidate (default: the proxy preset's).")
+    family: str = _option(DEFAULT_FAMILY, "--family", FAMILY_HELP)
+    seed: int = _option(0, "--seed", "Seed of the sampler, the data split and training.")
+    skip_bad_images: bool = _option(False, "--skip-bad-images", "Skip (and count) unreadable image files instead of "
+                                    "stopping at the first one.")
+    threads: int | None = _option(None, "--threads", "CPU threads per training (default 1: a candidate's accuracy "
+                                  "then does not depend on --jobs or the machine's cores; --jobs auto uses the "
+                                  "other cores).")
+    max_params: int | None = _option(None, "--max-params", "Reject candidates (or leave out members) with more "
+                                     "parameters: 5000000, 5M, 200k.")
+    cost: str = _option("flops", "--cost", "What the budget holds on: flops (multiply-adds), activations (output "
+                        "elements of conv/linear layers) or latency (measured forward time).")
+    latency_device: str = _option("cpu", "--latency-device", "Where --cost latency times the networks: cpu or cuda.")
+    latency_batch: int | None = _option(None, "--latency-batch", "Batch size --cost latency times a forward pass at "
+                                        "(default: grid and search, the proxy's training batch, 64 on the CPU and "
+                                        "512 on a GPU, where the time follows the work; expand and report, 1).")
+    refine: bool | None = _option(None, "--refine/--no-refine", "Decide what φ = 1 leaves open (a winner not "
+                                  "separated from the runner-up, an interval over one grid step, resolution alone) at "
+                                  "φ = 2: the contenders' points built again at budget², where rounding separates "
+                                  "more, and raced there. Default: on a GPU, off on the CPU (a φ = 2 member trains "
+                                  "2-3 times as long).")
+    command_line: str = ""  # recorded in best.json's provenance
 
     def validated(self) -> "SearchConfig":
         """Return self (with defaults that depend on the device filled in) if every field is sensible; otherwise
@@ -83,22 +135,17 @@ class SearchConfig:
 
             resolve_family(self.family)  # a bad --family is refused in its own words, before any preset is read
             return replace(self, latency_batch=latency_batch_default(self.latency_device, self.family)).validated()
-        if self.mode not in ("grid", "search", "compare"):
-            raise UserError(f"unknown mode {self.mode!r}")
         try:
             check_budget(self.budget)
         except ValueError as exc:
             raise UserError(f"--{exc}") from None
         self.metric.validated()
-        if self.mode in ("grid", "search") and self.budget > MAX_BUDGET:  # not compare: a run's own budget
+        if self.mode in SEARCH_MODES and self.budget > MAX_BUDGET:  # not compare: a run's own budget
             raise UserError(f"--budget {self.budget:g}x is a cost factor per φ step; above {MAX_BUDGET:g}x the proxy "
                             "would be scaled past anything compound scaling searches (EfficientNet's step is 2x): "
                             "search a smaller budget and reach large networks with expand's φ")
         if not (0 < self.step <= 1):
             raise UserError(f"--step must be in (0, 1], got {self.step:g}")
-        if self.mode == "grid" and (points := grid_size(self.budget, self.step, self.metric.law)) > MAX_GRID_POINTS:
-            raise UserError(f"--budget {self.budget:g}x with --step {self.step:g} makes {points:,} grid points "
-                            f"(at most {MAX_GRID_POINTS:,} are allowed); raise --step")
         if not (0 < self.tolerance < 1):
             raise UserError(f"--tolerance must be in (0, 1), got {self.tolerance:g}")
         if self.seeds != "auto" and not (isinstance(self.seeds, int) and self.seeds >= 1):
@@ -118,16 +165,15 @@ class SearchConfig:
             raise UserError(f"unknown --device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.epochs is not None and self.epochs < 1:
             raise UserError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.threads is not None and not (isinstance(self.threads, int) and 1 <= self.threads <= 256):
-            raise UserError(f"--threads must be a whole number from 1 to 256, got {self.threads!r}")
+        if self.threads is not None and not (isinstance(self.threads, int) and 1 <= self.threads <= MAX_WORKERS):
+            raise UserError(f"--threads must be a whole number from 1 to {MAX_WORKERS}, got {self.threads!r}")
         if self.study is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study):
             raise UserError(f"--study {self.study!r}: use letters, digits, '.', '_' and '-'")
         if self.storage is not None and "://" not in self.storage:
             raise UserError(f"--storage {self.storage!r} is not a database URL (e.g. sqlite:///study.db or "
                             "postgresql+psycopg://user:pw@host:5432/db)")
-        if self.pruner != "none" and self.epochs is not None and self.epochs < 2:
-            raise UserError(f"--pruner {self.pruner} needs --epochs 2 or more: a pruner stops a candidate between "
-                            "epochs, and one epoch leaves nothing to stop")
+        if self.epochs is not None:
+            self.check_pruner(self.epochs)
         from .families import resolve_family
 
         resolve_family(self.family)  # the same check every command runs on --family
@@ -145,6 +191,12 @@ class SearchConfig:
     def metric(self) -> CostMetric:
         batch = 1 if self.latency_batch is None else self.latency_batch  # None only where the metric is not latency
         return CostMetric(name=self.cost, latency_device=self.latency_device, latency_batch=batch)
+
+    def check_pruner(self, epochs: int) -> None:
+        """A pruner stops a candidate between epochs: with one epoch there is nothing to stop (UserError)."""
+        if self.pruner != "none" and epochs < 2:
+            raise UserError(f"--pruner {self.pruner} needs 2 or more epochs (this run trains {epochs}): a pruner "
+                            "stops a candidate between epochs; use --epochs 2 or --pruner none")
 
     def refines_on(self, device_type: str) -> bool:
         """Whether this run refines at φ = 2: as asked, else by default on a GPU only. On 2 CPU cores a φ = 2
@@ -187,7 +239,39 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["alpha"] = d.pop("significance")  # best.json's key since the first release (--alpha-level)
         d["out"] = str(self.out_dir)
         d["storage"] = self.storage_url if self.storage else d["storage"]
         return d
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How many worker processes run one study on this machine (grid, search, compare): not part of what a trial
+    measures, so not recorded with the run; the command and the API share these defaults."""
+
+    jobs: int | str = _option("auto", "--jobs", "Worker processes on this machine for this study; 'auto' (default): "
+                              "one per --threads cores on CPU (up to 16), one on a GPU. Extra workers log to "
+                              "<out>/.workers/.", modes=(*SEARCH_MODES, "compare"))
+    devices: list[int] | None = _option(None, "--devices", "CUDA devices to spread the workers over, e.g. 0,1 (with "
+                                        "--jobs-per-device).", modes=(*SEARCH_MODES, "compare"))
+    jobs_per_device: int = _option(1, "--jobs-per-device", "With --devices: worker processes per GPU (small proxies "
+                                   "are launch-bound; two per GPU can add throughput).",
+                                   modes=(*SEARCH_MODES, "compare"))
+
+    def for_cost(self, cost: str) -> "WorkerOptions":
+        """`--jobs auto` under a latency budget is one worker: a network timed while another trains beside it is
+        timed against the contention. An explicit `--jobs N` is the user's to choose."""
+        return replace(self, jobs=1) if cost == "latency" and self.jobs == "auto" else self
+
+    def validated(self, *, device: str | None) -> "WorkerOptions":
+        if self.devices is not None:
+            if self.jobs not in (1, "auto"):
+                raise UserError("--devices spreads the workers over GPUs: give --jobs-per-device instead of --jobs")
+            if device == "cpu":
+                raise UserError("--devices names CUDA devices; drop it, or use --device cuda/auto")
+        if not (self.jobs == "auto" or (isinstance(self.jobs, int) and 1 <= self.jobs <= MAX_WORKERS)):
+            raise UserError(f"--jobs must be 'auto' or a whole number from 1 to {MAX_WORKERS}, got {self.jobs!r}")
+        if not (isinstance(self.jobs_per_device, int) and 1 <= self.jobs_per_device <= MAX_WORKERS):
+            raise UserError(f"--jobs-per-device must be a whole number from 1 to {MAX_WORKERS}, got "
+                            f"{self.jobs_per_device!r}")
+        return self

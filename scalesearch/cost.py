@@ -20,7 +20,6 @@ from torch import nn
 
 from .families import get_family
 
-FLOP_CONVENTION = "multiply-adds (one fused multiply-add = 1 flop), counted by fvcore at batch 1, eval mode"
 
 # Operators fvcore counts that the paper's convention would call "conv + linear".
 _CONV_LINEAR_OPS = ("conv", "linear", "addmm", "matmul", "mm", "bmm")

@@ -45,8 +45,8 @@ import torch
 
 from .errors import UserError
 from .families import get_family
+from .host import DEVICE_TYPES as LATENCY_DEVICES
 
-LATENCY_DEVICES = ("cpu", "cuda")
 MAX_LATENCY_BATCH = 4096
 CPU_THREADS = 1  # intra-op threads during a CPU measurement (see the module docstring)
 WARMUP_CALLS = 3  # at least this many warm-up forwards: the first pays for allocation and autotuning

@@ -1,4 +1,7 @@
-"""The `scalesearch` command's first instructions: Ctrl-C and SIGTERM are ours before anything heavy loads.
+"""The two entry points, the `scalesearch` command and a `--jobs` peer, with one exit policy (errors.py):
+0 done, 2 a user error, 130 interrupted, each said in one line.
+
+The command's first instructions make Ctrl-C and SIGTERM ours before anything heavy loads.
 
 Signals are the command's from here to its exit, in one place: one arriving while torch, typer or the data
 load would otherwise kill the process (SIGTERM) or print a traceback (SIGINT), and one whose
@@ -9,8 +12,12 @@ to a safe point between storage operations (engine/interrupts.py) and puts this 
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sys
+
+from .errors import EXIT_INTERRUPTED, UserError, say_error, say_interrupted
 
 _interrupted = False
 
@@ -40,13 +47,40 @@ def main(argv: list[str] | None = None) -> None:
 def _exit_interrupted(*, say: bool) -> None:
     """Exit 130 now: the interpreter's shutdown could still meet the signal's KeyboardInterrupt (seen: a run
     that had said 'interrupted' ended killed by SIGINT, status -2). The study and files are written by now."""
-    import os
-
     if say:
-        print("scalesearch: interrupted", file=sys.stderr)
+        say_interrupted()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(130)
+    os._exit(EXIT_INTERRUPTED)
+
+
+def peer_main() -> None:
+    """A peer worker of a `jobs=N` run (engine/peers.py starts it): the first process's API call, read as JSON
+    from the environment, run to the end in this process. Logs go to stderr (its file in `<out>/.workers/`)."""
+    try:
+        import logging
+
+        from . import api
+        from .engine.peers import CALL_ENV
+    except KeyboardInterrupt:  # stopped while starting up
+        sys.exit(EXIT_INTERRUPTED)
+    call = json.loads(os.environ[CALL_ENV])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # our own trial lines say what happened
+    log = logging.getLogger("scalesearch")
+
+    def on_trial(info: dict) -> None:
+        acc = info.get("value")
+        log.info("trial %d %s seed %s %s", info["trial"], info["state"], info.get("seed", 0),
+                 f"acc {acc:.4f}" if acc is not None else info.get("reason", ""))
+
+    try:
+        getattr(api, call["function"])(**call["kwargs"], on_trial=on_trial)
+    except UserError as exc:
+        sys.exit(say_error(exc))
+    except KeyboardInterrupt:
+        sys.exit(say_interrupted())
+    sys.exit(0)

@@ -12,10 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UserError
+from .host import DEVICE_TYPES
 from .scaling import ACTIVATIONS_LAW, FLOPS_LAW, ScalingLaw
 
+# The FLOP convention (the EfficientNet paper's: one fused multiply-add is one flop), stated here once; every
+# table, figure, caption and best.json words it from these.
+FLOP_COUNTER = "fvcore, batch 1"
+FLOP_UNIT = f"multiply-adds ({FLOP_COUNTER})"
+FLOP_CONVENTION = "multiply-adds (one fused multiply-add = 1 flop), counted by fvcore at batch 1, eval mode"
+RUN_FLOP_CONVENTION = f"multiply-adds, {FLOP_COUNTER}, eval mode"  # as best.json's provenance has always said
+
 METRIC_NAMES = ("flops", "activations", "latency")
-LATENCY_DEVICES = ("cpu", "cuda")
+LATENCY_DEVICES = DEVICE_TYPES  # --latency-device
 _LAWS = {"flops": FLOPS_LAW, "activations": ACTIVATIONS_LAW, "latency": FLOPS_LAW}
 
 
@@ -50,7 +58,7 @@ class CostMetric:
     def label(self) -> str:
         """How consoles, best.json and reports state the budget's metric."""
         if self.name == "flops":
-            return "multiply-adds (fvcore, batch 1)"
+            return FLOP_UNIT
         if self.name == "activations":
             return "activations (output elements of conv and linear layers, batch 1)"
         return f"latency (median forward time, batch {self.latency_batch}, on {self.latency_device})"

@@ -11,6 +11,7 @@ import math
 
 from dataclasses import dataclass, replace
 
+from .families.registry import DEFAULT_FAMILY
 from .scaling import Coefficients, ScaledDims
 from .train import TrainConfig
 
@@ -95,7 +96,7 @@ GPU_PROXY = ProxyPreset(
 )
 
 
-def proxy_for(device_type: str, *, family: str = "efficientnet") -> ProxyPreset:
+def proxy_for(device_type: str, *, family: str = DEFAULT_FAMILY) -> ProxyPreset:
     """The device's preset, with the family's own φ = 0 network where it states one.
 
     Each built-in family's CPU proxy is chosen so that at least 90% of the default 2x grid can be

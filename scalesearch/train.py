@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import ImageData, augment_batch, resize_on_device
-from .errors import UserError
 
 log = logging.getLogger("scalesearch.train")
 
@@ -76,17 +75,6 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto`, `cpu` or `cuda` -> a torch device; UserError (a ValueError) when it cannot be had."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here")
-    if device not in ("cpu", "cuda"):
-        raise UserError(f"unknown --device {device!r}; choose auto, cpu or cuda")
-    return torch.device(device)
 
 
 @dataclass

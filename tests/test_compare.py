@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from conftest import one_line_error
-from scalesearch.arms import ARM_NAMES, build_arms
+from scalesearch.comparison.arms import ARM_NAMES, build_arms
 from scalesearch.cost import measure_cost
 from scalesearch.data import make_synthetic
 from scalesearch.proxy import CPU_PROXY

@@ -10,7 +10,7 @@ import scalesearch
 from conftest import one_line_error
 from scalesearch import UserError
 from scalesearch.cost import measure_model_cost
-from scalesearch.export import build_from_config, export_family, load_member_config
+from scalesearch.expansion.export import build_from_config, export_family, load_member_config
 
 # Small enough to build and trace in about a second each: 64 px at φ = 0, 10 classes.
 SMALL = dict(alpha=1.2, beta=1.1, gamma=1.15, phis=range(3), base_resolution=64, num_classes=10)

@@ -12,7 +12,8 @@ import optuna
 import pytest
 
 from scalesearch.engine import queue
-from scalesearch.engine.local_workers import LocalWorkers, auto_jobs, cpu_cores, thread_share, trial_threads
+from scalesearch.engine.local_workers import LocalWorkers, auto_jobs, thread_share, trial_threads
+from scalesearch.host import cpu_cores
 from scalesearch.scaling import grid_candidates
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -175,6 +176,34 @@ def test_devices_plan_gives_each_gpu_its_workers_and_the_first_to_the_first_proc
     assert device_plan(jobs=1, devices=[3], jobs_per_device=1) == ["3"]
 
 
+def test_devices_count_within_a_mask_already_set_as_cuda_numbers_them():
+    # A SLURM job that was given GPUs 4 and 5 sees them as devices 0 and 1.
+    from scalesearch.engine.peers import device_plan
+    from scalesearch.errors import UserError
+
+    assert device_plan(jobs=1, devices=[1, 0], jobs_per_device=1, mask="4,5") == ["5", "4"]
+    assert device_plan(jobs=1, devices=[1], jobs_per_device=2, mask="GPU-aa, GPU-bb") == ["GPU-bb", "GPU-bb"]
+    with pytest.raises(UserError, match="shows 2 device"):
+        device_plan(jobs=1, devices=[2], jobs_per_device=1, mask="4,5")
+    with pytest.raises(UserError, match="no CUDA device is available"):
+        device_plan(jobs=1, devices=[0], jobs_per_device=1, mask="")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs the refusal of a machine without CUDA")
+@pytest.mark.parametrize("mask", ["4,5", None])
+def test_devices_from_the_api_leave_the_callers_environment_as_they_found_it(tmp_path, tiny_npz, monkeypatch, mask):
+    import scalesearch
+    from scalesearch.errors import UserError
+
+    if mask is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", mask)
+    with pytest.raises(UserError, match="no CUDA device is available"):
+        scalesearch.grid(budget=2.0, data=str(tiny_npz), out=tmp_path / "o", devices=[1], device="auto")
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == mask
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--devices", "0,0"], "listed twice"),
     (["--devices", "gpu0"], "CUDA device numbers"),
@@ -201,7 +230,7 @@ def test_devices_without_cuda_is_refused_before_any_work(cli, tmp_path, tiny_npz
 def test_jobs_auto_starts_no_peer_for_cores_that_workers_started_by_hand_already_use(tmp_path, monkeypatch):
     # The same command started again in a second terminal must not add another full set of workers.
     import scalesearch.engine.local_workers as local_workers
-    from scalesearch.engine.workers import PeerGroup as _Jobs
+    from scalesearch.engine.peers import PeerGroup as _Jobs
 
     monkeypatch.setattr(local_workers, "cpu_cores", lambda: 2)
     said: list[str] = []

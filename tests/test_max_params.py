@@ -72,7 +72,7 @@ def test_expand_leaves_out_members_over_the_cap_and_says_which():
 
 def test_a_bad_cap_is_refused_before_any_member_is_measured(monkeypatch):
     import scalesearch
-    import scalesearch.expansion as expansion
+    import scalesearch.expansion.members as expansion
 
     def measured(*args, **kwargs):
         raise AssertionError("a member was measured before the cap was checked")

@@ -17,7 +17,9 @@ from scalesearch.engine import queue
 from scalesearch.racing import MIN_TEST_SEEDS
 from scalesearch.engine.networks import decide, group_networks
 from scalesearch.engine.results import candidate_records
-from scalesearch.engine.run import Worker, _mark_alive, make_sampler
+from scalesearch.engine.run import Worker
+from scalesearch.engine.storage import mark_alive
+from scalesearch.engine.strategies import make_sampler
 from scalesearch.engine.storage import GRACE_SECONDS, HEARTBEAT_SECONDS, SQLITE_LOCK_TIMEOUT, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -357,14 +359,13 @@ def test_a_worker_killed_before_its_first_heartbeat_does_not_hang_the_study(tmp_
     import datetime
 
     from scalesearch.engine.queue import fail_stale_trials
-    from scalesearch.engine.run import _mark_alive
     from scalesearch.engine.storage import ORPHAN_SECONDS
 
     s = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")
     queue.ensure_queued(s, [(P, 0), (Q, 0)])
     dead = s.ask()  # popped from the queue (RUNNING), then the process died: no heartbeat, no objective
     live = s.ask()
-    _mark_alive(live)  # what the objective does first
+    mark_alive(live)  # what the objective does first
     started = max(t.datetime_start for t in s.get_trials())
     soon = started + datetime.timedelta(seconds=ORPHAN_SECONDS / 2)
     later = started + datetime.timedelta(seconds=ORPHAN_SECONDS + 1)
@@ -386,10 +387,10 @@ def test_a_trial_whose_process_exited_on_this_machine_is_requeued_at_once(tmp_pa
     import subprocess
     import sys
 
-    from scalesearch.engine.local_workers import process_identity
+    from scalesearch.host import process_identity
     from scalesearch.engine.queue import fail_stale_trials
 
-    child = subprocess.run([sys.executable, "-c", "from scalesearch.engine.local_workers import process_identity; "
+    child = subprocess.run([sys.executable, "-c", "from scalesearch.host import process_identity; "
                             "print(process_identity())"], capture_output=True, text=True, check=True)
     exited = child.stdout.strip()
     s = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")
@@ -400,7 +401,7 @@ def test_a_trial_whose_process_exited_on_this_machine_is_requeued_at_once(tmp_pa
     # Another machine's (or container's) process with a PID that is free here: not this machine's to judge.
     elsewhere.set_user_attr("process", "another-boot/pid:[1]/" + exited.split("/", 2)[2])
     for t in (dead, live, elsewhere):
-        _mark_alive(t)
+        mark_alive(t)
 
     assert fail_stale_trials(s) == [dead.number]  # at once: no heartbeat went stale yet
     states = {t.number: t.state for t in s.get_trials()}

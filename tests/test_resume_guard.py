@@ -10,7 +10,7 @@ from conftest import one_line_error
 from scalesearch.config import SearchConfig
 from scalesearch.data import make_synthetic
 from scalesearch.errors import UserError
-from scalesearch.engine.run import make_pruner
+from scalesearch.engine.strategies import strategy_for
 from scalesearch.engine.storage import redact_url
 
 # The grid is the single (1, 1). Resolution alone lands at 1.705x from the 42 px CPU proxy (the next size, 65 px,
@@ -98,7 +98,7 @@ def test_unwritable_outputs_and_bad_options_fail_before_any_work(cli, in_tmp, ar
 def test_pruners_can_prune_with_two_epochs_and_refuse_one():
     for name in ("median", "hyperband"):
         cfg = SearchConfig(mode="search", pruner=name)
-        study = optuna.create_study(direction="maximize", pruner=make_pruner(cfg, epochs=2))
+        study = optuna.create_study(direction="maximize", pruner=strategy_for(cfg).pruner(2))
         for value in (0.9, 0.8, 0.85, 0.7, 0.95):  # finished candidates with a first-epoch score
             t = study.ask()
             t.report(value, 1)
@@ -108,7 +108,7 @@ def test_pruners_can_prune_with_two_epochs_and_refuse_one():
         bad.report(0.1, 1)  # far behind after the first of two epochs
         assert bad.should_prune(), name
         with pytest.raises(UserError, match="2 or more epochs"):
-            make_pruner(cfg, epochs=1)
+            strategy_for(cfg).pruner(1)
 
 
 @pytest.mark.parametrize("url, secret", [
@@ -124,7 +124,7 @@ def test_passwords_never_printed(url, secret):
 
 def test_best_json_provenance_never_carries_the_storage_password(tmp_path):
     """best.json is shared with papers and colleagues: the --storage password must not be in it."""
-    from scalesearch.engine.run import redacted_config
+    from scalesearch.engine.outputs import redacted_config
 
     url = "postgresql+psycopg://alice:s3cr%40t-pw@db.example:5432/studies"
     cfg = SearchConfig(mode="grid", out=tmp_path, storage=url,

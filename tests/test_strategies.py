@@ -47,11 +47,11 @@ def test_a_draw_beyond_trials_steps_aside(study, tmp_path):
     strategy = SamplerStrategy(cfg, FakeExperiment())
     for _ in range(2):
         t = study.ask()
-        strategy.candidate(t, item=None)
+        strategy.subject(t, item=None)
         study.tell(t, 0.5)
     extra = study.ask()
     with pytest.raises(Stray, match="--trials 2 already drawn"):
-        strategy.candidate(extra, item=None)
+        strategy.subject(extra, item=None)
     assert not strategy.wants_new_candidate(study.get_trials(deepcopy=False))
 
 
@@ -72,3 +72,48 @@ def test_the_study_draws_with_the_strategys_sampler_seeded_per_trial(tmp_path, n
     again = open_study(again_cfg, exp)
     Worker(again_cfg, FakeExperiment(), again).work(lambda *_: None, lambda _: None)
     assert [(t.params["s1"], t.params["s2"]) for t in again.trials if t.state == TrialState.COMPLETE] == draws
+
+
+def _corners_strategy():
+    """A strategy written outside the package, as a new mode would be: one class and one registration. It trains
+    only the grid's first and last points; everything else (queue, seeds, rounds, outputs) is the engine's."""
+    from scalesearch.engine.strategies import STRATEGIES, GridStrategy, register
+
+    if "test-corners" in STRATEGIES:
+        return STRATEGIES["test-corners"]
+
+    @register
+    class CornersStrategy(GridStrategy):
+        mode = "test-corners"
+
+        def points(self) -> list[dict]:
+            every = super().points()
+            return [every[0], every[-1]]
+
+    return CornersStrategy
+
+
+def test_a_new_strategy_is_one_class_and_one_registration(tmp_path, tiny_npz):
+    from scalesearch.api import run_search
+    from scalesearch.engine.strategies import register
+
+    strategy = _corners_strategy()
+    cfg = SearchConfig(mode="test-corners", data=str(tiny_npz), epochs=1, seeds=1, out=tmp_path / "run",
+                       device="cpu")
+    result = run_search(cfg)
+    study = optuna.load_study(study_name=cfg.study_name, storage=cfg.storage_url)
+    assert study.user_attrs["experiment"]["mode"] == "test-corners"
+    assert sorted((r.alpha, r.beta) for r in result.records) == \
+        sorted((p["alpha"], p["beta"]) for p in strategy(cfg).points())
+    assert result.complete and result.best is not None and (tmp_path / "run" / "best.json").is_file()
+    with pytest.raises(ValueError, match="already registered"):
+        register(strategy)
+
+
+def test_an_unregistered_mode_is_one_user_error(tmp_path, tiny_npz):
+    from scalesearch.api import run_search
+    from scalesearch.errors import UserError
+
+    with pytest.raises(UserError, match="unknown mode 'nonesuch'"):
+        run_search(SearchConfig(mode="nonesuch", data=str(tiny_npz), out=tmp_path / "run", device="cpu"))
+    assert not (tmp_path / "run" / "study.db").exists()

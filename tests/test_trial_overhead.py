@@ -14,7 +14,8 @@ import torch
 from scalesearch.config import SearchConfig
 from scalesearch.cost import measure_cost
 from scalesearch.data import load_data, synthetic_data
-from scalesearch.engine.objective import Experiment, Member
+from scalesearch.engine.objective import Experiment
+from scalesearch.engine.strategies import Member
 from scalesearch.scaling import Coefficients
 from scalesearch.train import SplitsCache, to_device
 

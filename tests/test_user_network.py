@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 from scalesearch.budget import describe_candidate, effective_depth_width, estimated_depth_width
-from scalesearch.expansion import FamilyMember, target_miss_note
+from scalesearch.expansion.members import FamilyMember, target_miss_note
 from scalesearch.families.structure import built_structure
 
 # Written by the test, not the repository's example. Channels round to multiples of 8 and convolutions per stage

@@ -134,7 +134,7 @@ def _decode_in_parallel(files: list[Path], size: int) -> list:
     use every core (a warning-filter-free read_image makes that safe)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..engine.local_workers import cpu_cores
+    from ..host import cpu_cores
 
     def attempt(f: Path):
         try:

@@ -128,3 +128,19 @@ def sleep(seconds: float) -> None:
         checkpoint()
         time.sleep(min(0.2, max(0.0, end - time.monotonic())))
     checkpoint()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM (`timeout`, `kill`, a job scheduler) interrupts an API call the way Ctrl-C does, from its first
+    instruction: the run then stops its peers and writes its files. Only where SIGTERM has Python's default
+    (it would end the process at once); a handler of the caller's (the command's, launch.py), or an ignored
+    SIGTERM, is left alone."""
+    if not _main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

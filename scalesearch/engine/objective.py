@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import optuna
 
 from ..budget import MatchedCandidate, Reference, build_matched, resolution_cap
-from ..config import SearchConfig, training_seed
-from ..errors import UserError
+from ..config import SearchConfig, check_cap_above_base, training_seed
 from ..scaling import Coefficients
 from .interrupts import interruptible, shielded
 from .queue import fail_stale_trials
+from .strategies import Member, strategy_class
 
 log = logging.getLogger("scalesearch.engine")
 
@@ -84,20 +84,6 @@ def _reject(trial: optuna.Trial, reason: str) -> None:
     raise optuna.TrialPruned(reason)
 
 
-@dataclass(frozen=True)
-class Member:
-    """What a grid or sampler trial builds: the proxy scaled by (α, β, γ)^φ at budget^φ. φ = 1 is the search
-    itself; φ = 2 is the refinement round, where rounding separates points that built one network at φ = 1."""
-
-    coefficients: Coefficients
-    phi: int = 1
-
-    @property
-    def key(self) -> tuple:
-        c = self.coefficients
-        return (c.alpha, c.beta, c.gamma, self.phi)
-
-
 class CandidateFailed(Exception):
     """A trial ended without a usable accuracy (diverged, out of memory, an error): recorded, the run goes on."""
 
@@ -124,8 +110,10 @@ class Experiment:
         from ..families import get_family
         from ..families.user import probe_family
         from ..proxy import proxy_for
-        from ..train import resolve_device
+        from ..host import resolve_device
 
+        strategy = strategy_class(config.mode)
+        strategy.check(config)  # the mode's own checks, before any data are read
         device = resolve_device(config.device)
         proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \
             .for_budget(config.budget)
@@ -134,26 +122,21 @@ class Experiment:
             # Before the data are read: with one class the proxy has the fewest parameters it can have.
             least = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                                  resolution=proxy.resolution, num_classes=1).params
-            if least > config.max_params:
-                raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own parameters (at "
-                                f"least {least:,}, with one class; width {proxy.width_mult:g}, depth "
-                                f"{proxy.depth_mult:g}): no candidate could be trained; raise the cap")
+            check_cap_above_base(config.max_params, least, base="proxy", at_least=True,
+                                 detail=f"with one class; width {proxy.width_mult:g}, depth {proxy.depth_mult:g}",
+                                 consequence="no candidate could be trained")
         largest = proxy.refine_resolution(config.budget) if refine else None  # image files decoded that large
         data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(largest_resolution=largest),
                          **config.data_options())
-        from .strategies import STRATEGIES
-
-        multipliers = STRATEGIES[config.mode].extreme_multipliers(config, proxy)
+        multipliers = strategy.extreme_multipliers(config, proxy)
         if refine:  # the φ = 2 member of the largest: each multiplier's step taken twice
             multipliers += [(d * d / proxy.depth_mult, w * w / proxy.width_mult) for d, w in multipliers[1:]]
         probe_family(get_family(config.family), multipliers=multipliers, resolution=proxy.resolution,
                      num_classes=data.num_classes)
         base = measure_cost(config.family, width_mult=proxy.width_mult, depth_mult=proxy.depth_mult,
                             resolution=proxy.resolution, num_classes=data.num_classes)
-        if config.max_params is not None and base.params > config.max_params:
-            raise UserError(f"--max-params {config.max_params:,} is below the φ = 0 proxy's own {base.params:,} "
-                            f"parameters (width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
-                            f"{data.num_classes} classes): no candidate could be trained; raise the cap")
+        check_cap_above_base(config.max_params, base.params, base="proxy", consequence="no candidate could be trained",
+                             detail=f"width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, {data.num_classes} classes")
         reference = Reference.measure(config.family, depth_mult=proxy.depth_mult, width_mult=proxy.width_mult,
                                       resolution=proxy.resolution, num_classes=data.num_classes,
                                       metric=config.metric)

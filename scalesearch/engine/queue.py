@@ -48,7 +48,7 @@ from typing import Iterable, Mapping, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .local_workers import died_here
+from ..host import died_here
 from .storage import ORPHAN_SECONDS
 
 FINAL = frozenset({"complete", "rejected", "pruned", "diverged", "oom", "failed"})

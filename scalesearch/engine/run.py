@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import platform
 import socket
 import time
 import traceback
@@ -25,16 +24,28 @@ from optuna.trial import TrialState
 
 from ..config import SearchConfig
 from ..errors import UserError
-from ..fileio import atomic_write_json, atomic_write_text
 from . import interrupts, queue
 from .objective import CandidateFailed, Experiment
-from .strategies import Stray, strategy_for
-from .networks import best_payload
-from .results import CandidateRecord, candidate_records, rows_to_csv
-from .local_workers import LocalWorkers, cpu_cores, process_identity, trial_threads
-from .storage import GRACE_SECONDS, HEARTBEAT_SECONDS, open_storage, redact_url, run_dir_lock
+from .strategies import PerTrialSampler, Stray, strategy_for
+from .results import CandidateRecord
+from ..host import cpu_cores, process_identity
+from .local_workers import LocalWorkers, trial_threads
+from .storage import (GRACE_SECONDS, HEARTBEAT_SECONDS, Heartbeat, mark_alive, open_storage, redact_url, run_dir_lock,
+                      storage_trial_id)
 
 log = logging.getLogger("scalesearch.engine")
+
+
+RUN_CALLBACKS = ("on_trial", "on_progress", "log_line")  # what run_study reports through, besides files
+
+
+def run_callbacks(callbacks: dict) -> dict:
+    """The run_study callbacks among an API call's extra keywords (`command_line` is recorded, not called);
+    TypeError for any other."""
+    unknown = set(callbacks) - set(RUN_CALLBACKS) - {"command_line"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in callbacks.items() if k in RUN_CALLBACKS}
 
 
 @dataclass
@@ -47,120 +58,12 @@ class RunResult:
     complete: bool
 
 
-def _mark_alive(trial: optuna.Trial, trial_id: int | None = None) -> None:
-    """Record the first heartbeat ourselves, then mark the trial alive (queue invariant I5).
-
-    A trial with the mark always has a heartbeat for the stale check. Through `Trial.storage` and the
-    storage's heartbeat methods (Optuna's BaseHeartbeat; pinned to optuna 5), no private attribute.
-    """
-    storage = trial.storage
-    if callable(getattr(storage, "record_heartbeat", None)) and storage.get_heartbeat_interval():
-        storage.record_heartbeat(trial_id if trial_id is not None else _trial_id(trial))
-    trial.set_user_attr("alive", True)
-
-
-def _trial_id(trial: optuna.Trial) -> int:
-    """The storage's id of `trial`, from its study's name and its number."""
-    storage = trial.storage
-    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name),
-                                                           trial.number)
-
-
-class _Heartbeat:
-    """Records the running trial's heartbeat every interval while it is evaluated (a daemon thread).
-
-    Optuna beats only inside `Study.optimize`; this loop uses `ask`/`tell`, so it beats itself through the
-    storage's heartbeat methods. Without heartbeats (in-memory storages) it does nothing.
-    """
-
-    def __init__(self, trial: optuna.Trial, trial_id: int | None):
-        import threading
-
-        storage = trial.storage
-        self.interval = storage.get_heartbeat_interval() if callable(getattr(storage, "record_heartbeat", None)) \
-            else None
-        self.stop = threading.Event()
-        self.thread = None
-        if self.interval:
-            number = trial.number
-
-            def beat() -> None:
-                missed = 0
-                while not self.stop.wait(self.interval):
-                    try:
-                        storage.record_heartbeat(trial_id)
-                        missed = 0
-                    except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the grace period covers it
-                        missed += 1
-                        (log.warning if missed == 2 else log.debug)(
-                            "trial %d: heartbeat not recorded (%d in a row): %s", number, missed, exc)
-
-            self.thread = threading.Thread(target=beat, name="scalesearch-heartbeat", daemon=True)
-
-    def __enter__(self) -> "_Heartbeat":
-        if self.thread is not None:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            # A beat stuck on a dead connection must not hold the run: the thread is a daemon.
-            self.thread.join(timeout=2 * self.interval)
-            if self.thread.is_alive():
-                log.warning("heartbeat thread still blocked in the storage after %d s; going on without it",
-                            2 * self.interval)
-
-
-class _PerTrialSampler(optuna.samplers.BaseSampler):
-    """The strategy's sampler, made anew for each trial with a seed from --seed and the trial's number.
-
-    One fixed seed would make every worker, and every resumed run, replay the same draws; trial numbers are
-    unique across workers and machines, so seeding from them keeps a fresh single run reproducible while
-    parallel and resumed ones draw new points. (A sampler registered in samplers.py must therefore keep its
-    state in the study, as TPE, CMA-ES and random do, not in the instance.)
-    """
-
-    def __init__(self, cfg: SearchConfig):
-        self.cfg = cfg
-        self.current = make_sampler(cfg, 0)
-
-    def before_trial(self, study, trial) -> None:
-        self.current = make_sampler(self.cfg, trial.number * 64)
-        self.current.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study, trial):
-        return self.current.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self.current.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self.current.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self.current.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.current.reseed_rng()
-
-
-def make_sampler(cfg: SearchConfig, nonce: int) -> optuna.samplers.BaseSampler:
-    """The strategy's sampler seeded from --seed and `nonce` (a trial's number, times 64)."""
-    return strategy_for(cfg).sampler((cfg.seed * 1_000_003 + nonce) % (2**31 - 1))
-
-
-def make_pruner(cfg: SearchConfig, epochs: int) -> optuna.pruners.BasePruner:
-    """The run's pruner (UserError when it cannot work with `epochs`)."""
-    return strategy_for(cfg).pruner(epochs)
-
-
 def open_study(cfg: SearchConfig, exp: Experiment, strategy=None) -> optuna.Study:
     """Create or load the study; refuse (UserError, one line) to resume a study run differently."""
     strategy = strategy or strategy_for(cfg, exp)
     pruner = strategy.pruner(exp.proxy.train.epochs)  # before the storage: a refused pruner creates nothing
     storage = open_storage(cfg.storage_url)
-    sampler = _PerTrialSampler(cfg)
+    sampler = PerTrialSampler(cfg)
     study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     current = {**exp.identity(), **strategy.identity()}
@@ -256,7 +159,7 @@ class Worker:
 
     def objective(self, trial: optuna.Trial, trial_id: int | None = None) -> float:
         """Evaluate the trial's item; raises TrialPruned (rejected, pruned, stray) or CandidateFailed."""
-        _mark_alive(trial, trial_id)
+        mark_alive(trial, trial_id)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         identity = process_identity()
         if identity is not None:  # lets a worker on this machine fail the trial at once if this process dies
@@ -267,7 +170,7 @@ class Worker:
         study = self.study
         me = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         try:
-            c = self.strategy.candidate(trial, item=queue.params_of(me) if queue.is_queued(me) else None)
+            c = self.strategy.subject(trial, item=queue.params_of(me) if queue.is_queued(me) else None)
         except Stray as why:
             return self._stray(trial, str(why))
         if "seed" not in me.user_attrs:
@@ -303,12 +206,12 @@ class Worker:
         """Ask for a trial (a queued item first, else a new draw), evaluate it, tell the outcome."""
         study = self.study
         with warnings.catch_warnings():
-            # Optuna warns that its own heartbeat runs only inside optimize(); _Heartbeat beats here instead.
+            # Optuna warns that its own heartbeat runs only inside optimize(); Heartbeat beats here instead.
             warnings.filterwarnings("ignore", message=".*[Hh]eartbeat.*")
             trial = study.ask()
-        trial_id = _trial_id(trial)
+        trial_id = storage_trial_id(trial)
         try:
-            with _Heartbeat(trial, trial_id):
+            with Heartbeat(trial, trial_id):
                 value = self.objective(trial, trial_id)
         except UpdateFinishedTrialError:
             # Another worker failed this trial while it ran (no heartbeat for the grace period: a suspended
@@ -386,77 +289,6 @@ def _premeasure(exp: Experiment, worker: Worker, log_line: Callable[[str], None]
         log_line(f"measured {len(todo)} candidate(s) in {time.monotonic() - started:.1f} s ({processes} processes)")
 
 
-def redacted_config(cfg: SearchConfig) -> dict:
-    """The command line and config for best.json, with a storage password replaced by ***."""
-    from .storage import _password
-
-    config, command_line = cfg.to_dict(), cfg.command_line
-    secret = _password(cfg.storage) if cfg.storage else None
-    if cfg.storage:
-        config["storage"] = redact_url(cfg.storage)
-    if secret:
-        command_line = command_line.replace(secret, "***")
-    config["command_line"] = command_line
-    return {"command_line": command_line, "config": config}
-
-
-def provenance(exp: Experiment) -> dict:
-    import torch
-    import typer
-
-    from .. import __version__
-
-    versions = {"scalesearch": __version__, "torch": torch.__version__, "optuna": optuna.__version__,
-                "typer": typer.__version__, "python": platform.python_version()}
-    try:
-        from importlib.metadata import version
-
-        versions["fvcore"] = version("fvcore")
-        versions["scipy"] = version("scipy")
-    except Exception:  # noqa: BLE001 - provenance is best effort
-        pass
-    device = str(exp.device)
-    if exp.device.type == "cuda":
-        device += f" ({torch.cuda.get_device_name(exp.device)})"
-    else:
-        device += f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    data = exp.data
-    return {"versions": versions, "device": device,
-            "data": {"name": data.name, "num_classes": data.num_classes, "image_size": data.image_size,
-                     "train": len(data.train_labels), "val": len(data.val_labels),
-                     "test": 0 if data.test_labels is None else len(data.test_labels),
-                     "fingerprint": exp.fingerprint},
-            "proxy": {"name": exp.proxy.name, "width_mult": exp.proxy.width_mult,
-                      "depth_mult": exp.proxy.depth_mult, "resolution": exp.proxy.resolution,
-                      "train": exp.proxy.train.__dict__},
-            **redacted_config(exp.config),
-            "flop_convention": "multiply-adds, fvcore, batch 1, eval mode", "cost": exp.config.metric.to_dict()}
-
-
-class Outputs:
-    """trials.csv always; best.json once a candidate completed; both atomic, from the storage alone."""
-
-    FILES = "trials.csv, best.json"
-
-    def __init__(self, cfg: SearchConfig, exp: Experiment):
-        self.cfg = cfg
-        # Computed once per run: provenance hashes nothing, but the data fingerprint behind it did.
-        self.extra = {"study": cfg.study_name, "storage": redact_url(cfg.storage_url), "mode": cfg.mode,
-                      "seeds_policy": cfg.seeds_label(exp.proxy), "provenance": provenance(exp)}
-        self.refine = exp.refine
-
-    def write(self, study: optuna.Study, complete: bool) -> tuple[list[CandidateRecord], dict | None]:
-        cfg = self.cfg
-        records = candidate_records(study.get_trials(deepcopy=False), cfg.budget, law=cfg.metric.law)
-        atomic_write_text(cfg.out_dir / "trials.csv", rows_to_csv(records))
-        best = best_payload(records, budget=cfg.budget, tolerance=cfg.tolerance, significance=cfg.significance,
-                            complete=complete, extra=self.extra, metric=cfg.metric, refine=self.refine,
-                            step=cfg.step)
-        if best is not None:
-            atomic_write_json(cfg.out_dir / "best.json", best)
-        return records, best
-
-
 def run_study(
     cfg: SearchConfig,
     exp: Experiment,
@@ -465,20 +297,19 @@ def run_study(
     log_line: Callable[[str], None] = log.info,
     on_progress: Callable[[int, int], None] | None = None,
     worker_index: int = 0,
-    outputs_cls: type = Outputs,
     on_open: Callable[[Path], Iterable[int] | None] | None = None,
 ) -> RunResult:
     """Run (or resume) the study until every wanted item is settled.
 
-    The strategy (engine/strategies.py, chosen by `cfg.mode`) says what the study holds; `outputs_cls` what
-    files it leaves (grid and sampler runs by default; `compare` passes its own). `on_open` is called once the study is open and its queue
+    The strategy registered for `cfg.mode` (engine/strategies.py) says what the study holds, round by round,
+    and what files it leaves (its `outputs`). `on_open` is called once the study is open and its queue
     filled, before any training, with the out directory (`--jobs` starts its extra workers there). On
     Ctrl-C the outputs are written from the storage before KeyboardInterrupt propagates.
     """
     # Ctrl-C stops between storage operations, never inside one; this machine's workers count each other.
     with interrupts.deferring(), LocalWorkers(cfg.out_dir) as local, _optuna_quiet():
         return _run_study(cfg, exp, on_trial=on_trial, log_line=log_line, on_progress=on_progress,
-                          worker_index=worker_index, outputs_cls=outputs_cls, local=local,
+                          worker_index=worker_index, local=local,
                           on_open=on_open)
 
 
@@ -494,13 +325,13 @@ def _optuna_quiet():
         optuna.logging.set_verbosity(level)
 
 
-def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, outputs_cls, local,
+def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, local,
                on_open) -> RunResult:
     strategy = strategy_for(cfg, exp)
     with run_dir_lock(cfg.out_dir):
         # Serialises this machine's workers while they create the schema and fill the queue.
         study = open_study(cfg, exp, strategy)  # refuses a changed experiment before anything runs
-        for note in [f"writing to {cfg.out_dir}/ ({outputs_cls.FILES}); storage "
+        for note in [f"writing to {cfg.out_dir}/ ({strategy.outputs.FILES}); storage "
                      f"{redact_url(cfg.storage_url) if cfg.storage else 'study.db'}", *exp.notes]:
             log_line(note)
         queue.fail_stale_trials(study)
@@ -519,7 +350,7 @@ def _run_study(cfg, exp, *, on_trial, log_line, on_progress, worker_index, outpu
         started = on_open(cfg.out_dir)  # the pids of workers it started, if any: count them from now on
         if started:
             local.expect(started)
-    outputs = outputs_cls(cfg, exp)
+    outputs = strategy.outputs(cfg, exp)
 
     # Trials settled before this worker started are not announced again; other workers' are, as they land.
     shown = {t.number for t in study.get_trials(deepcopy=False) if queue.trial_outcome(t) in queue.FINAL}

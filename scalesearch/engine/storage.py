@@ -1,4 +1,5 @@
-"""Opening the study's storage, hiding passwords, and serialising workers on one machine.
+"""Opening the study's storage, hiding passwords, serialising workers on one machine, and the heartbeat of a
+running trial.
 
 Timing invariant (tested): a live trial must never look dead to a peer. A
 worker can be stuck waiting for the SQLite write lock for up to
@@ -10,6 +11,7 @@ exceeds that wait plus one heartbeat interval, with room to spare.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import optuna
 
 from ..errors import UserError
+
+log = logging.getLogger("scalesearch.engine")
 
 HEARTBEAT_SECONDS = 5
 SQLITE_LOCK_TIMEOUT = 30  # seconds a connection waits for SQLite's write lock before failing
@@ -35,6 +39,12 @@ def _password(url: str) -> str | None:
     if "/" in userinfo.partition(":")[0]:  # an '@' in a file path (sqlite:////tmp/a@b.db), not credentials
         return None
     return userinfo.partition(":")[2] or None
+
+
+def redact_secret(text: str, url: str) -> str:
+    """`text` (a command line) with the password of the database `url` replaced by ***."""
+    secret = _password(url)
+    return text.replace(secret, "***") if secret else text
 
 
 def redact_url(url: str) -> str:
@@ -125,3 +135,68 @@ def run_dir_lock(out_dir: Path):
     out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out_dir / ".lock")):
         yield
+
+
+def mark_alive(trial: optuna.Trial, trial_id: int | None = None) -> None:
+    """Record the first heartbeat ourselves, then mark the trial alive (queue invariant I5).
+
+    A trial with the mark always has a heartbeat for the stale check. Through `Trial.storage` and the
+    storage's heartbeat methods (Optuna's BaseHeartbeat; pinned to optuna 5), no private attribute.
+    """
+    storage = trial.storage
+    if callable(getattr(storage, "record_heartbeat", None)) and storage.get_heartbeat_interval():
+        storage.record_heartbeat(trial_id if trial_id is not None else storage_trial_id(trial))
+    trial.set_user_attr("alive", True)
+
+
+def storage_trial_id(trial: optuna.Trial) -> int:
+    """The storage's id of `trial`, from its study's name and its number."""
+    storage = trial.storage
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name),
+                                                           trial.number)
+
+
+class Heartbeat:
+    """Records the running trial's heartbeat every interval while it is evaluated (a daemon thread).
+
+    Optuna beats only inside `Study.optimize`; this loop uses `ask`/`tell`, so it beats itself through the
+    storage's heartbeat methods. Without heartbeats (in-memory storages) it does nothing.
+    """
+
+    def __init__(self, trial: optuna.Trial, trial_id: int | None):
+        import threading
+
+        storage = trial.storage
+        self.interval = storage.get_heartbeat_interval() if callable(getattr(storage, "record_heartbeat", None)) \
+            else None
+        self.stop = threading.Event()
+        self.thread = None
+        if self.interval:
+            number = trial.number
+
+            def beat() -> None:
+                missed = 0
+                while not self.stop.wait(self.interval):
+                    try:
+                        storage.record_heartbeat(trial_id)
+                        missed = 0
+                    except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the grace period covers it
+                        missed += 1
+                        (log.warning if missed == 2 else log.debug)(
+                            "trial %d: heartbeat not recorded (%d in a row): %s", number, missed, exc)
+
+            self.thread = threading.Thread(target=beat, name="scalesearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            # A beat stuck on a dead connection must not hold the run: the thread is a daemon.
+            self.thread.join(timeout=2 * self.interval)
+            if self.thread.is_alive():
+                log.warning("heartbeat thread still blocked in the storage after %d s; going on without it",
+                            2 * self.interval)

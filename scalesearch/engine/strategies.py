@@ -11,7 +11,9 @@ Rounds of a grid or sampler study: φ = 1 (every point with seed 0, then racing 
 refinement on and where φ = 1 left the answer open (engine/networks.py, plan_refinement), the points of the
 contending networks built again as their φ = 2 members (items with `"phi": 2`), raced there the same way.
 
-A new strategy is a subclass (here or in a module of its own) and one line in STRATEGIES.
+A new strategy is a subclass in a module of its own, registered with `@register` (comparison/study.py's is one): its
+mode's checks (`check`), items, rounds, sampler, pruner and outputs are all in it; the loop (run.py) and the
+API's `run_search` need no change.
 """
 
 from __future__ import annotations
@@ -24,14 +26,49 @@ import optuna
 from ..errors import UserError
 from ..racing import FIRST_ROUND, LATER_CONTENDERS, race, race_budget
 from ..samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
-from ..scaling import coefficients_from_simplex, grid_candidates, grid_ends
+from ..scaling import Coefficients, coefficients_from_simplex, grid_candidates, grid_ends, grid_size
 from . import queue
 from .networks import group_networks, plan_refinement, race_results
-from .objective import Member
+from .outputs import Outputs
 from .results import candidate_records, coefficients_from_params
 
 #: The refinement round's items carry this parameter (absent: φ = 1, as in every study made before it).
 PHI = "phi"
+# Guards against a typo running for days (--step 1e-9): the default 2x grid has 36 points, 16x about 1,300.
+MAX_GRID_POINTS = 10_000
+
+#: `SearchConfig.mode` -> its strategy, filled by `@register`.
+STRATEGIES: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: `cls.mode` now names `cls` (a mode is registered once)."""
+    if cls.mode in STRATEGIES:
+        raise ValueError(f"strategy mode {cls.mode!r} is already registered")
+    STRATEGIES[cls.mode] = cls
+    return cls
+
+
+def strategy_class(mode: str) -> type:
+    """The strategy registered for `mode` (UserError for one nobody registered)."""
+    try:
+        return STRATEGIES[mode]
+    except KeyError:
+        raise UserError(f"unknown mode {mode!r}; known: {', '.join(sorted(STRATEGIES))}") from None
+
+
+@dataclass(frozen=True)
+class Member:
+    """What a grid or sampler trial builds: the proxy scaled by (α, β, γ)^φ at budget^φ. φ = 1 is the search
+    itself; φ = 2 is the refinement round, where rounding separates points that built one network at φ = 1."""
+
+    coefficients: Coefficients
+    phi: int = 1
+
+    @property
+    def key(self) -> tuple:
+        c = self.coefficients
+        return (c.alpha, c.beta, c.gamma, self.phi)
 
 
 @dataclass(frozen=True)
@@ -47,11 +84,12 @@ class Stray(Exception):
 
 
 class Strategy:
-    """What a study wants (`wanted`, `first_items`), what a trial evaluates (`candidate`), how it is
+    """What a study wants (`wanted`, `first_items`), what a trial evaluates (`subject`), how it is
     described in consoles and resume checks (`describe`, `identity`), and which Optuna sampler and pruner it
     uses."""
 
     mode: ClassVar[str]
+    outputs: ClassVar[type] = Outputs  # what the run leaves: trials.csv and best.json (compare: its own files)
 
     def __init__(self, cfg, exp=None):
         self.cfg, self.exp = cfg, exp
@@ -60,6 +98,10 @@ class Strategy:
     def cap(self) -> int:
         """Most seeds a candidate gets."""
         return self.cfg.seed_cap(self.exp.proxy)
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        """This mode's own checks of a validated config (UserError), before any data are read."""
 
     # ------------------------------------------------------------ description
 
@@ -175,7 +217,7 @@ class Strategy:
 
     # ------------------------------------------------------------ one trial
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
         """What `trial` evaluates (passed to the experiment's `evaluate`); Stray if it is not wanted.
         `item`: the parameters the trial was queued with (fixed), or None when the sampler draws them."""
         raise NotImplementedError
@@ -207,10 +249,18 @@ def candidate_params(trials) -> dict[tuple, dict]:
     return out
 
 
+@register
 class GridStrategy(Strategy):
     """α and β on a grid (γ solved from the budget), every point queued up front."""
 
     mode = "grid"
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        points = grid_size(cfg.budget, cfg.step, cfg.metric.law)
+        if points > MAX_GRID_POINTS:
+            raise UserError(f"--budget {cfg.budget:g}x with --step {cfg.step:g} makes {points:,} grid points "
+                            f"(at most {MAX_GRID_POINTS:,} are allowed); raise --step")
 
     def __init__(self, cfg, exp=None):
         super().__init__(cfg, exp)
@@ -261,7 +311,7 @@ class GridStrategy(Strategy):
         return [Member(coefficients_from_params(p, self.cfg.budget, law=self.cfg.metric.law)) for p in self.points()
                 if not (queue.item_key(p, 0) in statuses and statuses[queue.item_key(p, 0)].settled)]
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
         if item is None:
             raise Stray("not from the grid queue (another worker emptied it)")
         budget, law = self.cfg.budget, self.cfg.metric.law
@@ -271,6 +321,7 @@ class GridStrategy(Strategy):
         return Member(c, _phi(trial, item))
 
 
+@register
 class SamplerStrategy(Strategy):
     """Any Optuna sampler (and pruner) on the simplex α·β²·γ² = budget, `--trials` candidates."""
 
@@ -313,7 +364,7 @@ class SamplerStrategy(Strategy):
     def total(self, trials) -> int:
         return max(len(self.wanted(trials)), self.cfg.trials)
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
         # A draw beyond --trials (a peer took the queued item this worker asked for, or drew at the same
         # moment) steps aside; ordered by trial number, so of two such draws the lower one stays.
         if item is None and \
@@ -327,48 +378,47 @@ class SamplerStrategy(Strategy):
         return SAMPLER_FACTORIES[self.cfg.sampler](seed, self.cfg.trials)
 
     def pruner(self, epochs: int) -> optuna.pruners.BasePruner:
-        if self.cfg.pruner != "none" and epochs < 2:
-            raise UserError(f"--pruner {self.cfg.pruner} needs 2 or more epochs (this proxy trains {epochs}): a "
-                            "pruner stops a candidate between epochs; use --epochs 2 or --pruner none")
+        self.cfg.check_pruner(epochs)
         return PRUNER_FACTORIES[self.cfg.pruner](epochs)
 
 
-class CompareStrategy(Strategy):
-    """Every arm of the comparison with every seed of its setup: a fixed set of items, no racing."""
+class PerTrialSampler(optuna.samplers.BaseSampler):
+    """The strategy's sampler, made anew for each trial with a seed from --seed and the trial's number.
 
-    mode = "compare"
+    One fixed seed would make every worker, and every resumed run, replay the same draws; trial numbers are
+    unique across workers and machines, so seeding from them keeps a fresh single run reproducible while
+    parallel and resumed ones draw new points. (A sampler registered in samplers.py must therefore keep its
+    state in the study, as TPE, CMA-ES and random do, not in the instance.)
+    """
 
-    def describe(self) -> str:
-        exp = self.exp
-        return f"{len(exp.arms) - 1} arms and the unscaled proxy x {len(exp.setup.seeds)} seeds at φ = {exp.setup.phi:g}"
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.current = make_sampler(cfg, 0)
 
-    def identity(self) -> dict:
-        return {"mode": self.mode}  # the arms, compound and seeds are the experiment's (CompareExperiment.identity)
+    def before_trial(self, study, trial) -> None:
+        self.current = make_sampler(self.cfg, trial.number * 64)
+        self.current.before_trial(study, trial)
 
-    @property
-    def racing(self) -> bool:
-        return False
+    def infer_relative_search_space(self, study, trial):
+        return self.current.infer_relative_search_space(study, trial)
 
-    def first_items(self, trials) -> list[dict]:
-        return [{"arm": i} for i in range(len(self.exp.arms))]
+    def sample_relative(self, study, trial, search_space):
+        return self.current.sample_relative(study, trial, search_space)
 
-    def wanted(self, trials) -> list[tuple[dict, int]]:
-        return [(p, s) for p in self.first_items(trials) for s in self.exp.setup.seeds]
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.current.sample_independent(study, trial, param_name, param_distribution)
 
-    def first_pass_done(self, trials) -> bool:
-        statuses = queue.item_statuses(trials)
-        return all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
-                   for p, s in self.wanted(trials))
+    def after_trial(self, study, trial, state, values) -> None:
+        self.current.after_trial(study, trial, state, values)
 
-    def candidate(self, trial: optuna.Trial, *, item: dict | None) -> object:
-        if item is None:
-            raise Stray("not from the compare queue")
-        return self.exp.arms[trial.suggest_int("arm", 0, len(self.exp.arms) - 1)]
+    def reseed_rng(self) -> None:
+        self.current.reseed_rng()
 
 
-#: `SearchConfig.mode` -> its strategy.
-STRATEGIES: dict[str, type[Strategy]] = {s.mode: s for s in (GridStrategy, SamplerStrategy, CompareStrategy)}
+def make_sampler(cfg, nonce: int) -> optuna.samplers.BaseSampler:
+    """The strategy's sampler seeded from --seed and `nonce` (a trial's number, times 64)."""
+    return strategy_for(cfg).sampler((cfg.seed * 1_000_003 + nonce) % (2**31 - 1))
 
 
 def strategy_for(cfg, exp=None) -> Strategy:
-    return STRATEGIES[cfg.mode](cfg, exp)
+    return strategy_class(cfg.mode)(cfg, exp)

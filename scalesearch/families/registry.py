@@ -11,10 +11,11 @@ from ..errors import UserError
 from .spec import BuiltShape, FamilySpec, OfficialMember, ProxyDims
 from .user import load_user_family
 
-__all__ = ["BuiltShape", "FamilySpec", "OfficialMember", "ProxyDims", "family_names", "get_family",
+__all__ = ["DEFAULT_FAMILY", "BuiltShape", "FamilySpec", "OfficialMember", "ProxyDims", "family_names", "get_family",
            "is_user_reference", "register", "resolve_family"]
 
 
+DEFAULT_FAMILY = "efficientnet"  # --family when none is given
 _FAMILIES: dict[str, FamilySpec] = {}
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..metrics import FLOP_COUNTER
 from ..plotting import REFERENCE_COLOUR, WINNER_COLOUR, figure_paths, pyplot, save_figure
 from ..scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from .load import RunReport
@@ -42,7 +43,7 @@ def _offsets(collection) -> list[tuple[float, ...]]:
 
 #: (x of a record in the budget's metric, axis label, ratio label) per metric.
 _COST_AXES = {
-    "flops": (lambda r: r.flops / 1e6, "measured FLOPs (M multiply-adds, fvcore, batch 1)", "FLOP ratio"),
+    "flops": (lambda r: r.flops / 1e6, f"measured FLOPs (M multiply-adds, {FLOP_COUNTER})", "FLOP ratio"),
     # None in a study from before --cost, which recorded no activations: such a run has no activation axis.
     "activations": (lambda r: None if r.activations is None else r.activations / 1e6,
                     "measured activations (M output elements of conv and linear layers, batch 1)", "activation ratio"),
@@ -234,7 +235,7 @@ def family_curve(members: Sequence, paths: Sequence[Path], title: str) -> Drawn:
         ideal = left.plot(phis, [base * m.target_ratio / 1e9 for m in members], "--", color=REFERENCE_COLOUR,
                           linewidth=1, label=r"ideal: φ = 0 × $(\alpha\beta^2\gamma^2)^\phi$")[0]
     params = right.plot(phis, [m.params / 1e6 for m in members], "s-", color="#229954", label="measured")[0]
-    for ax, unit in ((left, "FLOPs (G multiply-adds, fvcore, batch 1)"), (right, "parameters (M)")):
+    for ax, unit in ((left, f"FLOPs (G multiply-adds, {FLOP_COUNTER})"), (right, "parameters (M)")):
         ax.set_yscale("log")  # each φ step multiplies the cost: equal steps on a log axis
         # Plain numbers (0.5, 2, 50) rather than 5×10⁻¹: a reader compares them with a table. Minor ticks
         # are labelled at 2 and 5 only, so the labels of a short axis never run into each other.

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from ..engine.networks import NetworkRecord, best_payload, group_networks, ranked
 from ..engine.results import CandidateRecord, candidate_records
-from ..engine.rundir import load_best_json, open_run_study, run_storage_url
+from ..engine.rundir import open_run_study
 from ..engine.storage import redact_url
-from ..metrics import FLOPS, CostMetric, metric_from_dict
+from ..metrics import FLOPS, CostMetric
+from ..rundir import read_run_dir
 
 #: States a candidate is in while its study still has work to do.
 UNSETTLED = ("running", "waiting", "interrupted")
@@ -125,31 +126,27 @@ def load_comparisons(run_dir: Path, study: str, notes: list[str]) -> list[dict]:
 
 def load_run(run_dir: str | Path, *, storage: str | None = None) -> RunReport:
     """Read the run in `run_dir`; UserError (one line) when it is not a run or its study cannot be opened."""
-    run_dir = Path(run_dir)
-    best = load_best_json(run_dir)
-    study = open_run_study(run_dir, best, storage)
-    config = dict(best["provenance"]["config"])
-    budget = float(best["budget"])
-    tolerance = float(config.get("tolerance", best.get("tolerance", 0.1)))
-    significance = float(config.get("alpha", best.get("verdict", {}).get("alpha", 0.05)))  # --alpha-level
-    metric = metric_from_dict(best.get("cost"))
+    run = read_run_dir(run_dir)
+    run_dir, best, config = run.path, run.best, run.config
+    study = open_run_study(run, storage)
+    budget, tolerance, significance, metric = run.budget, run.tolerance, run.significance, run.metric
     records = candidate_records(study.get_trials(deepcopy=False), budget, law=metric.law)
     notes: list[str] = []
     # best.json's flag is the run's own judgement of completeness (it knows what was wanted); a trial
     # still running or waiting in the storage now overrides it (the run was resumed since).
-    complete = bool(best.get("complete")) and not any(r.state in UNSETTLED for r in records)
+    complete = bool(run.complete) and not any(r.state in UNSETTLED for r in records)
     networks = group_networks(records)
     winner = best_payload(records, budget=budget, tolerance=tolerance, significance=significance, complete=complete,
-                          extra={"study": best["study"]}, metric=metric,
+                          extra={"study": run.study}, metric=metric,
                           refine=bool((best.get("refinement") or {}).get("enabled", config.get("refine"))),
                           step=float(config.get("step", 0.05)))
-    if winner is not None and winner["trial"] != best["trial"]:
-        notes.append(f"best.json names trial {best['trial']}, but the study now ranks trial {winner['trial']} first "
+    if winner is not None and winner["trial"] != run.trial:
+        notes.append(f"best.json names trial {run.trial}, but the study now ranks trial {winner['trial']} first "
                      "(it changed after best.json was written); this report follows the study")
     if not complete:
         notes.append("the study is not complete: the winner may change when the run is resumed")
     return RunReport(
-        run_dir=run_dir, study=best["study"], storage=redact_url(run_storage_url(run_dir, best, storage)),
+        run_dir=run_dir, study=run.study, storage=redact_url(run.storage_url(storage)),
         config=config, provenance=best["provenance"], budget=budget, tolerance=tolerance, significance=significance,
         complete=complete, records=records, winner=winner, ranking=rank_networks(networks), networks=networks,
-        comparisons=load_comparisons(run_dir, best["study"], notes), notes=notes, metric=metric)
+        comparisons=load_comparisons(run_dir, run.study, notes), notes=notes, metric=metric)

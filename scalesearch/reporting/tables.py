@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from ..cost import FLOP_CONVENTION
+from ..metrics import FLOP_CONVENTION, FLOP_COUNTER, FLOP_UNIT
 from ..engine.networks import POINT_RULE
 from ..engine.results import TRIAL_COLUMNS, CandidateRecord
-from ..report import latex_escape
+from ..formats import latex_escape, md_escape
 from .load import RankedNetwork, RunReport
 
 FORMATS = ("md", "latex", "csv", "json", "html")
@@ -149,6 +149,20 @@ def title(report: RunReport) -> str:
     return f"scalesearch report: study {report.study}"
 
 
+def effective_text(w: dict, spec: str = ".4f") -> str:
+    """What was built, as effective coefficients (built / φ = 0 proxy); a φ = 2 member took two steps, so its
+    per-step values (the square roots) are what compares with the reported α, β, γ."""
+    if w.get("alpha_eff") is None:
+        return "effective coefficients not recorded"
+    values = [w[k] for k in ("alpha_eff", "beta_eff", "gamma_eff")]
+    text = "effective " + ", ".join(f"{n} = {v:{spec}}" for n, v in zip("αβγ", values))
+    phi = int(w.get("decided_at_phi") or 1)
+    if phi > 1:
+        text += f" over {phi} φ steps, per step " + ", ".join(f"{n} = {v ** (1 / phi):{spec}}"
+                                                            for n, v in zip("αβγ", values))
+    return text
+
+
 def winner_lines(report: RunReport) -> list[str]:
     """The winner and the verdict, as sentences."""
     w = report.winner
@@ -165,8 +179,8 @@ def winner_lines(report: RunReport) -> list[str]:
         f"{interval(w['alpha_range'], '.4g')}, β {interval(w['beta_range'], '.4g')} (γ "
         f"{interval(w['gamma_range'], '.4g')}) build it ({len(w['network_trials'])} point(s)). Reported: α = "
         f"{w['alpha']:.4f}, β = {w['beta']:.4f}, γ = {w['gamma']:.4f} ({metric.law.text} = "
-        f"{metric.law.factor(w['alpha'], w['beta'], w['gamma']):.3f}; {w['point_rule']}). What was trained: effective "
-        f"α = {_num(w['alpha_eff'], '.4f')}, β = {_num(w['beta_eff'], '.4f')}, γ = {_num(w['gamma_eff'], '.4f')}.",
+        f"{metric.law.factor(w['alpha'], w['beta'], w['gamma']):.3f}; {w['point_rule']}). What was trained: "
+        f"{effective_text(w)}.",
         f"Built as depth ×{_num(w['depth_mult'], '.3f')}, width ×{_num(w['width_mult'], '.3f')} at "
         f"{w['resolution']} px: measured {metric.name} ratio {_num(ratio)} to the φ = 0 proxy "
         f"(budget {report.budget:g}x{'²' if w['decided_at_phi'] == 2 else ''} ± {report.tolerance:.0%} in "
@@ -232,7 +246,7 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
         ("versions", versions),
         ("FLOP convention", f"{FLOP_CONVENTION} (the run: {p.get('flop_convention', '?')})"),
     ]
-    from .. import __version__
+    from ..version import __version__
 
     items.append(("report", f"written by scalesearch {__version__} from the study's storage; "
                             "config and provenance from best.json"))
@@ -242,7 +256,7 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
 def caption(report: RunReport) -> str:
     """What every table's caption states: FLOP convention, data, budget, seeds."""
     data = report.provenance.get("data", {})
-    cost = ("measured FLOPs, which are multiply-adds (one fused multiply-add = 1 FLOP, fvcore, batch 1)"
+    cost = (f"measured FLOPs, which are multiply-adds (one fused multiply-add = 1 FLOP, {FLOP_COUNTER})"
             if report.metric.is_flops else f"measured {report.metric.label}")
     under = (f"; {len(report.under_budget)} candidate(s) marked under budget († in LaTeX) were trained below it, "
              "where no resolution landed inside") if report.under_budget else ""
@@ -299,14 +313,6 @@ def to_csv(report: RunReport) -> str:
 
 
 # ------------------------------------------------------------------ Markdown
-
-_MD_SPECIALS = set("\\`*_[]<>|#&!")
-
-
-def md_escape(text: str) -> str:
-    """Backslash-escape Markdown's punctuation (CommonMark allows it before any ASCII punctuation)."""
-    return "".join("\\" + c if c in _MD_SPECIALS else (" " if c in "\r\n\t" else c) for c in str(text))
-
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: set[int]) -> list[str]:
     lines = ["| " + " | ".join(md_escape(h) for h in headers) + " |",
@@ -408,7 +414,7 @@ def to_latex(report: RunReport, figures: Sequence[Path] = ()) -> str:
                             f"{_sentence(cap)}", "tab:scalesearch-not-trained")
     for i, payload in enumerate(report.comparisons):
         out += _latex_table(COMPARE_HEADERS, compare_rows(payload), "lrrrrrrp{0.32\\linewidth}",
-                            f"{_compare_summary(payload)} FLOPs are multiply-adds (fvcore, batch 1); data set "
+                            f"{_compare_summary(payload)} FLOPs are {FLOP_UNIT}; data set "
                             f"{report.data_name}.", f"tab:scalesearch-compare-{i}")
     for path, alt in _figure_alts(figures, ".pdf"):
         out += [r"\ifdefined\includegraphics", r"\begin{figure}[htbp]", r"\centering",

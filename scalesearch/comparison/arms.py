@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .budget import MatchedCandidate, Reference, match_multiplier, match_resolution, resolution_cap
-from .scaling import Coefficients
+from ..budget import MatchedCandidate, Reference, match_multiplier, match_resolution, resolution_cap
+from ..scaling import Coefficients
 
 ARM_NAMES = ("compound", "depth only", "width only", "resolution only")
 BASELINE_NAME = "proxy (φ = 0)"

@@ -1,15 +1,17 @@
-"""One candidate for `scalesearch train`: from coefficients or explicit dimensions, to a trained result."""
+"""`scalesearch train`: one network trained as a study trains its candidates, from coefficients or explicit
+dimensions (a trial retrained, or a shape tried by hand), to a trained result."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .errors import UserError
+from .families.registry import DEFAULT_FAMILY
 from .scaling import Coefficients
 
 
 @dataclass(frozen=True, kw_only=True)
-class CandidatePlan:
+class TrainingPlan:
     depth_mult: float
     width_mult: float
     resolution: int
@@ -19,13 +21,13 @@ class CandidatePlan:
     coefficients: Coefficients | None
 
 
-def resolve_candidate(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
+def plan_training(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
                       width_mult: float | None = None, depth_mult: float | None = None, resolution: int | None = None,
                       device: str = "auto", data: str = "synthetic", epochs: int | None = None,
-                      family: str = "efficientnet") -> CandidatePlan:
+                      family: str = DEFAULT_FAMILY) -> TrainingPlan:
     from .proxy import proxy_for
-    from .sources import coefficients_from_options
-    from .train import resolve_device
+    from .expansion.sources import coefficients_from_options
+    from .host import resolve_device
 
     if any(v is not None for v in (alpha, beta, gamma)) and \
             any(v is not None for v in (width_mult, depth_mult, resolution)):
@@ -42,11 +44,11 @@ def resolve_candidate(*, alpha: float | None = None, beta: float | None = None, 
         width = width_mult if width_mult is not None else proxy.width_mult
         depth = depth_mult if depth_mult is not None else proxy.depth_mult
         res = resolution if resolution is not None else proxy.resolution
-    return CandidatePlan(depth_mult=depth, width_mult=width, resolution=res, device=dev, proxy=proxy, data=data,
+    return TrainingPlan(depth_mult=depth, width_mult=width, resolution=res, device=dev, proxy=proxy, data=data,
                          coefficients=coeffs)
 
 
-def train_one(plan: CandidatePlan, family: str, seed: int, console, show_progress: bool = True,
+def train_one(plan: TrainingPlan, family: str, seed: int, console, show_progress: bool = True,
               threads: int | None = None, *, run_seed: int | None = None) -> dict:
     """Train the plan's network once, with data, split and initialisation from `seed`.
 

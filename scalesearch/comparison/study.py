@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from ..arms import Arm, baseline_arm, build_arms
+from .arms import Arm, baseline_arm, build_arms
 from ..fileio import atomic_write_json, atomic_write_text
-from ..metrics import metric_from_dict
 from ..scaling import Coefficients
-from . import queue
-from .objective import Experiment, record_network
-from .results import SeedSummary
-from .run import provenance
+from ..engine import queue
+from ..engine.objective import Experiment, record_network
+from ..engine.results import SeedSummary
+from ..engine.outputs import provenance
+from ..engine.strategies import Strategy, Stray, register
 
 
 @dataclass
@@ -142,7 +142,7 @@ class CompareOutputs:
         self.extra = {"study": cfg.study_name, "provenance": provenance(exp)}
 
     def write(self, study: optuna.Study, complete: bool):
-        from ..comparison import compare_payload, payload_csv, write_figure
+        from .verdicts import compare_payload, payload_csv, write_figure
 
         records = arm_records(study.get_trials(deepcopy=False), self.exp)
         payload = compare_payload(records, self.exp.setup, budget=self.cfg.budget, tolerance=self.cfg.tolerance,
@@ -176,33 +176,65 @@ def paper_compound(budget: float) -> Coefficients:
     return Coefficients(PAPER_ALPHA**s, PAPER_BETA**s, PAPER_GAMMA**s)
 
 
-def read_run(run_dir, *, storage: str | None) -> tuple[dict, dict, list]:
-    """(best.json, the run's config, its candidate records read from its study) of a finished run."""
+def read_run(run_dir, *, storage: str | None):
+    """(the run directory, its candidate records read from its study) of a finished run."""
     from ..errors import UserError
-    from .results import candidate_records
-    from .rundir import load_best_json, open_run_study
+    from ..rundir import read_run_dir
+    from ..engine.results import candidate_records
+    from ..engine.rundir import open_run_study
 
-    best = load_best_json(run_dir)
-    if not best.get("complete"):
+    run = read_run_dir(run_dir)
+    if not run.complete:
         raise UserError(f"the run in {run_dir} is not complete (its winner may still change): finish it by "
                         "running its command again, then compare")
-    study = open_run_study(run_dir, best, storage)
-    config = best["provenance"]["config"]
-    return best, {**config, "storage": storage or config.get("storage")}, \
-        candidate_records(study.get_trials(deepcopy=False), float(best["budget"]),
-                          law=metric_from_dict(best.get("cost")).law)
+    study = open_run_study(run, storage)
+    return run, candidate_records(study.get_trials(deepcopy=False), run.budget, law=run.metric.law)
 
 
-def setup_from_run(best: dict, records: list, *, phi: float, seeds: int | None) -> CompareSetup:
+def setup_from_run(run, records: list, *, phi: float, seeds: int | None) -> CompareSetup:
     """Compound = the run's winner; seeds = the winner's seed indices (at least MIN_TEST_SEEDS), or `seeds`."""
     from ..racing import MIN_TEST_SEEDS
 
-    winner = next(r for r in records if r.trial == int(best["trial"]))
+    winner = next(r for r in records if r.trial == run.trial)
     run_seeds = sorted(winner.seed_accuracies)
     chosen = tuple(range(seeds)) if seeds is not None else tuple(sorted(set(run_seeds) | set(range(MIN_TEST_SEEDS))))
     return CompareSetup(
-        compound=Coefficients(float(best["alpha"]), float(best["beta"]), float(best["gamma"])), phi=phi,
-        seeds=chosen, source=f"the winner of study {best['study']} (trial {winner.trial})",
+        compound=run.coefficients, phi=phi, seeds=chosen, source=f"the winner of study {run.study} (trial {winner.trial})",
         run_seed_accuracies=dict(winner.seed_accuracies), run_test_accuracies=dict(winner.test_accuracies),
         run_network=(winner.depth_mult, winner.width_mult, winner.resolution), run_trial=winner.trial,
-        run_fingerprint=best.get("provenance", {}).get("data", {}).get("fingerprint"))
+        run_fingerprint=(run.best.get("provenance", {}).get("data") or {}).get("fingerprint"))
+
+
+@register
+class CompareStrategy(Strategy):
+    """Every arm of the comparison with every seed of its setup: a fixed set of items, no racing."""
+
+    mode = "compare"
+    outputs = CompareOutputs
+
+    def describe(self) -> str:
+        exp = self.exp
+        return f"{len(exp.arms) - 1} arms and the unscaled proxy x {len(exp.setup.seeds)} seeds at φ = {exp.setup.phi:g}"
+
+    def identity(self) -> dict:
+        return {"mode": self.mode}  # the arms, compound and seeds are the experiment's (CompareExperiment.identity)
+
+    @property
+    def racing(self) -> bool:
+        return False
+
+    def first_items(self, trials) -> list[dict]:
+        return [{"arm": i} for i in range(len(self.exp.arms))]
+
+    def wanted(self, trials) -> list[tuple[dict, int]]:
+        return [(p, s) for p in self.first_items(trials) for s in self.exp.setup.seeds]
+
+    def first_pass_done(self, trials) -> bool:
+        statuses = queue.item_statuses(trials)
+        return all(queue.item_key(p, s) in statuses and statuses[queue.item_key(p, s)].settled
+                   for p, s in self.wanted(trials))
+
+    def subject(self, trial: optuna.Trial, *, item: dict | None) -> object:
+        if item is None:
+            raise Stray("not from the compare queue")
+        return self.exp.arms[trial.suggest_int("arm", 0, len(self.exp.arms) - 1)]

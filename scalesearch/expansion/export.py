@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .errors import UserError
+from ..errors import UserError
 
 FORMAT = "scalesearch-member"
 VERSION = 1
@@ -25,7 +25,7 @@ _REQUIRED = ("format", "version", "family", "name", "phi", "depth_mult", "width_
 
 def member_config(member, *, family: str, meta: Mapping, num_classes: int | None = None) -> dict:
     """One member of `expand` as a JSON-able config; `num_classes` defaults to the one `meta` records."""
-    from .families import get_family
+    from ..families import get_family
 
     num_classes = num_classes if num_classes is not None else meta.get("num_classes")
     if num_classes is None:
@@ -46,7 +46,7 @@ def member_config(member, *, family: str, meta: Mapping, num_classes: int | None
 
 def _builder_family(family: str, row: dict) -> str:
     """The registered family that builds `row`: a published table's member may name its own (resnet18 in resnet)."""
-    from .families import get_family
+    from ..families import get_family
 
     for key, official in get_family(family).official.items():
         if ((official.name or key.upper()) == row["name"] and official.index == row["phi"]
@@ -62,7 +62,7 @@ def file_name(name: str) -> str:
 
 def probe_export_dir(directory: str | Path) -> Path:
     """Create `directory` and check it can be written (UserError, one line): run before any member is measured."""
-    from .fileio import probe_writable_dir
+    from ..fileio import probe_writable_dir
 
     try:
         return probe_writable_dir(directory)
@@ -73,7 +73,7 @@ def probe_export_dir(directory: str | Path) -> Path:
 def export_family(members: Iterable, directory: str | Path, *, family: str, meta: Mapping,
                   num_classes: int | None = None) -> list[Path]:
     """Write each member's config to DIRECTORY/<name>.json (atomically); the paths written, in member order."""
-    from .fileio import atomic_write_json
+    from ..fileio import atomic_write_json
 
     directory = probe_export_dir(directory)
     configs = [member_config(m, family=family, meta=meta, num_classes=num_classes) for m in members]
@@ -122,7 +122,7 @@ def check_config(config, *, where: str = "member config") -> dict:
 def build_from_config(config: Mapping | str | Path) -> torch.nn.Module:  # noqa: F821 - imported lazily
     """The network a member config describes (a config dict or its file), with `model.resolution` set to the
     input size its costs hold at and `model.member_config` to the config."""
-    from .families import resolve_family
+    from ..families import resolve_family
 
     if isinstance(config, (str, Path)):
         config = load_member_config(config)

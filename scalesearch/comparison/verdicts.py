@@ -12,9 +12,8 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from .cost import FLOP_CONVENTION
-from .metrics import FLOPS
-from .racing import MIN_TEST_SEEDS, compare_common, test_statistic
+from ..metrics import FLOP_CONVENTION, FLOPS
+from ..racing import MIN_TEST_SEEDS, compare_common, test_statistic
 
 #: compare.csv columns: the contract's arm fields, flattened.
 CSV_COLUMNS = ("name", "depth_mult", "width_mult", "resolution", "flops", "flops_ratio", "target_ratio",
@@ -124,7 +123,7 @@ def _metric_word(payload: dict) -> str:
 
 def write_figure(payload: dict, stem: Path) -> list[Path]:
     """Accuracy of each arm (mean ± std, every seed as a dot) at its measured FLOP ratio: PNG and PDF."""
-    from .plotting import FIGURE_SUFFIXES, pyplot, save_figure
+    from ..plotting import FIGURE_SUFFIXES, pyplot, save_figure
 
     plt = pyplot()
     arms = payload["arms"]

@@ -6,12 +6,12 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
-from .budget import match_resolution
-from .cost import measure_cost
-from .errors import UserError
-from .families import get_family
-from .metrics import FLOPS, CostMetric
-from .scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
+from ..budget import match_resolution
+from ..cost import measure_cost
+from ..errors import UserError
+from ..families import DEFAULT_FAMILY, get_family
+from ..metrics import FLOPS, CostMetric
+from ..scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Coefficients
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _match_member(m: _Planned, target: float, value: Callable[[_Planned, int], f
 def expand_family(
     coefficients: Coefficients,
     phis: Iterable[int],
-    family: str = "efficientnet",
+    family: str = DEFAULT_FAMILY,
     base_resolution: int | None = None,
     num_classes: int = 1000,
     resolution_multiple: int = 8,
@@ -271,7 +271,7 @@ PRESET_COEFFICIENTS = {"efficientnet": Coefficients(PAPER_ALPHA, PAPER_BETA, PAP
 
 
 def preset_names() -> list[str]:
-    from .families import family_names
+    from ..families import family_names
 
     return [n for n in family_names() if get_family(n).official]
 

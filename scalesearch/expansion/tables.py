@@ -7,13 +7,11 @@ import io
 import json
 from typing import Sequence
 
-from .cost import FLOP_CONVENTION
-from .expansion import COLUMNS, FamilyMember
+from ..formats import latex_escape
+from ..metrics import FLOP_CONVENTION
+from .members import COLUMNS, FamilyMember
 
-FORMATS = ("table", "csv", "md", "latex", "json")
-#: Output file suffix -> format, for `expand --out` and `report --out` (each accepts the formats it writes).
-FORMAT_BY_SUFFIX = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".json": "json",
-                    ".html": "html", ".htm": "html"}
+FORMATS = ("table", "csv", "md", "latex", "json")  # `expand --format`; "table" is the console's
 
 
 def to_csv(rows: Sequence[FamilyMember]) -> str:
@@ -80,47 +78,6 @@ def to_markdown(rows: Sequence[FamilyMember], title: str, notes: Sequence[str] =
     lines += ["| " + " | ".join(_display_cells(r, rows)) + " |" for r in rows]
     lines += [""] + [f"Note: {n}" for n in notes] if notes else []  # how members departed from the plain rule
     return "\n".join(lines) + "\n"
-
-
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  # In pdflatex's default (OT1) font these three print as other glyphs (¡, ¿, —).
-                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-                  "\n": " ", "\r": " ", "\t": " "}
-
-
-_LATEX_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "φ": r"$\phi$", "²": r"$^2$",
-                  "·": r"$\cdot$", "≈": r"$\approx$", "±": r"$\pm$", "×": r"$\times$", "σ": r"$\sigma$",
-                  "√": r"$\surd$", "≤": r"$\leq$", "≥": r"$\geq$", "→": r"$\rightarrow$", "−": "-",
-                  "–": "--", "—": "---", "…": r"\ldots{}", "°": r"$^\circ$", "µ": r"$\mu$", "μ": r"$\mu$",
-                  "ß": r"\ss{}", "ø": r"\o{}", "Ø": r"\O{}", "æ": r"\ae{}", "Æ": r"\AE{}", "œ": r"\oe{}",
-                  "Œ": r"\OE{}", "ł": r"\l{}", "Ł": r"\L{}", "\u00a0": "~", "†": r"\dag{}"}
-
-
-def _latex_char(c: str) -> str:
-    if c in _LATEX_ESCAPES:
-        return _LATEX_ESCAPES[c]
-    if c in _LATEX_UNICODE:
-        return _LATEX_UNICODE[c]
-    if c.isascii():
-        return c if c.isprintable() else " "
-    import unicodedata
-
-    # Accented Latin letters (é, ü, ñ) print through pdflatex's UTF-8 input; anything else a plain
-    # pdflatex cannot typeset (a CJK file name, an emoji) is spelled as its code point, not an error.
-    base = unicodedata.normalize("NFD", c)[0]
-    if base.isascii() and base.isalpha():
-        return c
-    return f"[U+{ord(c):04X}]"
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX specials and spell out the Greek and math signs our text uses (pdflatex-safe).
-
-    Anything user-provided (paths, data set names, reasons, command lines) goes through here, so the
-    result compiles with nothing but pdflatex's defaults, whatever the string holds.
-    """
-    return "".join(_latex_char(c) for c in str(text))
 
 
 def to_latex(rows: Sequence[FamilyMember], title: str, notes: Sequence[str] = (), caveats: Sequence[str] = ()) -> str:
