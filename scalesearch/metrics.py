@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UserError
-from .host import DEVICE_TYPES
 from .scaling import ACTIVATIONS_LAW, FLOPS_LAW, ScalingLaw
 
 # The FLOP convention (the EfficientNet paper's: one fused multiply-add is one flop), stated here once; every
@@ -23,7 +22,6 @@ FLOP_CONVENTION = "multiply-adds (one fused multiply-add = 1 flop), counted by f
 RUN_FLOP_CONVENTION = f"multiply-adds, {FLOP_COUNTER}, eval mode"  # as best.json's provenance has always said
 
 METRIC_NAMES = ("flops", "activations", "latency")
-LATENCY_DEVICES = DEVICE_TYPES  # --latency-device
 _LAWS = {"flops": FLOPS_LAW, "activations": ACTIVATIONS_LAW, "latency": FLOPS_LAW}
 
 
