@@ -44,6 +44,13 @@ def check_max_params(value) -> None:
         raise UserError(f"--max-params must be a whole number >= 1, got {value!r}")
 
 
+def check_image_counts(*, train_images, val_images) -> None:
+    """--train-images and --val-images: None, or a whole number >= 1 (UserError)."""
+    for flag, value in (("--train-images", train_images), ("--val-images", val_images)):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise UserError(f"{flag} must be a whole number >= 1, got {value!r}")
+
+
 def check_cap_above_base(max_params: int | None, params: int, *, base: str, detail: str, consequence: str,
                          at_least: bool = False) -> None:
     """--max-params below the φ = 0 network's own parameters leaves nothing to train or list: UserError, before
@@ -110,6 +117,11 @@ class SearchConfig:
     threads: int | None = _option(None, "--threads", "CPU threads per training (default 1: a candidate's accuracy "
                                   "then does not depend on --jobs or the machine's cores; --jobs auto uses the "
                                   "other cores).")
+    train_images: int | None = _option(None, "--train-images", "Train every candidate on this many training images "
+                                       "(5000, 5k): a class-stratified subset drawn from --seed, the same in every "
+                                       "worker and on resume (default: all of them).")
+    val_images: int | None = _option(None, "--val-images", "Validate every candidate on this many images of the "
+                                     "validation split, drawn the same way (default: all of it).")
     max_params: int | None = _option(None, "--max-params", "Reject candidates (or leave out members) with more "
                                      "parameters: 5000000, 5M, 200k.")
     cost: str = _option("flops", "--cost", "What the budget holds on: flops (multiply-adds), activations (output "
@@ -153,6 +165,7 @@ class SearchConfig:
         if not (0 < self.significance < 0.5):
             raise UserError(f"--alpha-level must be in (0, 0.5), got {self.significance:g}")
         check_max_params(self.max_params)
+        check_image_counts(train_images=self.train_images, val_images=self.val_images)
         if self.refine not in (None, True, False):
             raise UserError(f"refine must be True, False or None (the device's default), got {self.refine!r}")
         if self.trials < 1:
