@@ -104,6 +104,11 @@ COST = _option("cost")
 LATENCY_DEVICE = _option("latency_device")
 LATENCY_BATCH = _option("latency_batch")
 MAX_PARAMS = _option("max_params", parser=_count_text)
+PROXY_WIDTH = _option("proxy_width")
+PROXY_DEPTH = _option("proxy_depth")
+PROXY_RESOLUTION = _option("proxy_resolution")
+BATCH_SIZE = _option("batch_size")
+LR = _option("lr")
 TRAIN_IMAGES = _option("train_images", parser=_count_text)
 VAL_IMAGES = _option("val_images", parser=_count_text)
 
@@ -499,6 +504,9 @@ def grid(
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
     train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
+    proxy_width: Optional[float] = PROXY_WIDTH, proxy_depth: Optional[float] = PROXY_DEPTH,
+    proxy_resolution: Optional[int] = PROXY_RESOLUTION, batch_size: Optional[int] = BATCH_SIZE,
+    lr: Optional[float] = LR,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
     _run_search("grid", locals())
@@ -517,6 +525,9 @@ def search(
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
     train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
+    proxy_width: Optional[float] = PROXY_WIDTH, proxy_depth: Optional[float] = PROXY_DEPTH,
+    proxy_resolution: Optional[int] = PROXY_RESOLUTION, batch_size: Optional[int] = BATCH_SIZE,
+    lr: Optional[float] = LR,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
     _run_search("search", locals())
@@ -657,13 +668,15 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     threads: Optional[int] = THREADS,
     train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
+    batch_size: Optional[int] = BATCH_SIZE, lr: Optional[float] = LR,
 ):
     """Train one candidate on the proxy setup and report its validation accuracy."""
     from .retrain import plan_training, train_one
 
     console = _console()
     plan = plan_training(alpha=alpha, beta=beta, gamma=gamma, width_mult=width_mult, depth_mult=depth_mult,
-                             resolution=resolution, device=device, data=data, epochs=epochs, family=family)
+                         resolution=resolution, device=device, data=data, epochs=epochs, family=family,
+                         batch_size=batch_size, lr=lr)
     result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads, run_seed=run_seed,
                        train_images=train_images, val_images=val_images)
     if as_json:

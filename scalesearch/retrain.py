@@ -22,9 +22,9 @@ class TrainingPlan:
 
 
 def plan_training(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
-                      width_mult: float | None = None, depth_mult: float | None = None, resolution: int | None = None,
-                      device: str = "auto", data: str = "synthetic", epochs: int | None = None,
-                      family: str = DEFAULT_FAMILY) -> TrainingPlan:
+                  width_mult: float | None = None, depth_mult: float | None = None, resolution: int | None = None,
+                  device: str = "auto", data: str = "synthetic", epochs: int | None = None,
+                  family: str = DEFAULT_FAMILY, batch_size: int | None = None, lr: float | None = None) -> TrainingPlan:
     from .proxy import proxy_for
     from .expansion.sources import coefficients_from_options
     from .host import resolve_device
@@ -34,7 +34,10 @@ def plan_training(*, alpha: float | None = None, beta: float | None = None, gamm
         raise UserError("give --alpha/--beta/--gamma or --width-mult/--depth-mult/--resolution, not both")
     coeffs = coefficients_from_options(alpha, beta, gamma)
     dev = resolve_device(device)
-    proxy = proxy_for(dev.type, family=family).with_overrides(epochs=epochs)
+    from .config import check_proxy_knobs
+
+    check_proxy_knobs(width=None, depth=None, resolution=None, batch_size=batch_size, lr=lr)
+    proxy = proxy_for(dev.type, family=family).with_overrides(epochs=epochs, batch_size=batch_size, lr=lr)
     if coeffs is not None and coeffs.scales_down:  # the proxy a FLOP grid at that budget scaled down from
         proxy = proxy.for_budget(coeffs.flops_factor)
     if coeffs is not None:

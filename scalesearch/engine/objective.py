@@ -115,7 +115,7 @@ class Experiment:
         strategy = strategy_class(config.mode)
         strategy.check(config)  # the mode's own checks, before any data are read
         device = resolve_device(config.device)
-        proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \
+        proxy = proxy_for(device.type, family=config.family).with_overrides(**config.proxy_options()) \
             .for_budget(config.budget)
         refine = config.refines_on(device.type)
         if config.max_params is not None and not get_family(config.family).is_user:
