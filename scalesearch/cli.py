@@ -109,6 +109,8 @@ PROXY_DEPTH = _option("proxy_depth")
 PROXY_RESOLUTION = _option("proxy_resolution")
 BATCH_SIZE = _option("batch_size")
 LR = _option("lr")
+IMAGE_COLUMN = _option("image_column")
+LABEL_COLUMN = _option("label_column")
 TRAIN_IMAGES = _option("train_images", parser=_count_text)
 VAL_IMAGES = _option("val_images", parser=_count_text)
 
@@ -506,7 +508,7 @@ def grid(
     train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
     proxy_width: Optional[float] = PROXY_WIDTH, proxy_depth: Optional[float] = PROXY_DEPTH,
     proxy_resolution: Optional[int] = PROXY_RESOLUTION, batch_size: Optional[int] = BATCH_SIZE,
-    lr: Optional[float] = LR,
+    lr: Optional[float] = LR, image_column: Optional[str] = IMAGE_COLUMN, label_column: Optional[str] = LABEL_COLUMN,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
     _run_search("grid", locals())
@@ -527,7 +529,7 @@ def search(
     train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
     proxy_width: Optional[float] = PROXY_WIDTH, proxy_depth: Optional[float] = PROXY_DEPTH,
     proxy_resolution: Optional[int] = PROXY_RESOLUTION, batch_size: Optional[int] = BATCH_SIZE,
-    lr: Optional[float] = LR,
+    lr: Optional[float] = LR, image_column: Optional[str] = IMAGE_COLUMN, label_column: Optional[str] = LABEL_COLUMN,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
     _run_search("search", locals())
@@ -669,6 +671,7 @@ def train(
     threads: Optional[int] = THREADS,
     train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
     batch_size: Optional[int] = BATCH_SIZE, lr: Optional[float] = LR,
+    image_column: Optional[str] = IMAGE_COLUMN, label_column: Optional[str] = LABEL_COLUMN,
 ):
     """Train one candidate on the proxy setup and report its validation accuracy."""
     from .retrain import plan_training, train_one
@@ -678,7 +681,9 @@ def train(
                          resolution=resolution, device=device, data=data, epochs=epochs, family=family,
                          batch_size=batch_size, lr=lr)
     result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads, run_seed=run_seed,
-                       train_images=train_images, val_images=val_images)
+                       train_images=train_images, val_images=val_images,
+                       data_options={k: v for k, v in (("image_column", image_column), ("label_column", label_column))
+                                     if v is not None})
     if as_json:
         import json
 

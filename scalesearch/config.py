@@ -152,6 +152,10 @@ class SearchConfig:
                                      "with it.")
     lr: float | None = _option(None, "--lr", "Peak learning rate per 128 images (default: the preset's, 0.011 "
                                "AdamW on the CPU, 0.05 on a GPU).")
+    image_column: str | None = _option(None, "--image-column", "With a Hugging Face dataset as --data: its image "
+                                       "column (default: the Image feature, or a column named image or img).")
+    label_column: str | None = _option(None, "--label-column", "With a Hugging Face dataset as --data: its label "
+                                       "column (default: the ClassLabel feature, or a column named label or labels).")
     train_images: int | None = _option(None, "--train-images", "Train every candidate on this many training images "
                                        "(5000, 5k): a class-stratified subset drawn from --seed, the same in every "
                                        "worker and on resume (default: all of them).")
@@ -270,7 +274,10 @@ class SearchConfig:
                 "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
 
     def data_options(self) -> dict:
-        return {"skip_bad_images": True} if self.skip_bad_images else {}
+        """load_data's options from the user's (the proxy's sizes come from the preset)."""
+        return {**({"skip_bad_images": True} if self.skip_bad_images else {}),
+                **{k: v for k, v in (("image_column", self.image_column), ("label_column", self.label_column))
+                   if v is not None}}
 
     @property
     def budget_label(self) -> str:

@@ -53,7 +53,7 @@ def plan_training(*, alpha: float | None = None, beta: float | None = None, gamm
 
 def train_one(plan: TrainingPlan, family: str, seed: int, console, show_progress: bool = True,
               threads: int | None = None, *, run_seed: int | None = None, train_images: int | None = None,
-              val_images: int | None = None) -> dict:
+              val_images: int | None = None, data_options: dict | None = None) -> dict:
     """Train the plan's network once, with data, split and initialisation from `seed`.
 
     With `run_seed`, retrain seed index `seed` of a grid or search run made with `--seed run_seed`: the data and
@@ -77,7 +77,8 @@ def train_one(plan: TrainingPlan, family: str, seed: int, console, show_progress
     from .families.user import probe_family
     from .train import build_and_train, to_device
 
-    data = load_data(plan.data, seed=data_seed, device=plan.device, **plan.proxy.data_options()) \
+    data = load_data(plan.data, seed=data_seed, device=plan.device, **plan.proxy.data_options(),
+                     **(data_options or {})) \
         .subsets(train=train_images, val=val_images, seed=data_seed)
     probe_family(get_family(family), multipliers=[(plan.depth_mult, plan.width_mult)], resolution=plan.resolution,
                  num_classes=data.num_classes)

@@ -70,6 +70,7 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
                            threads=threads if threads is not None else run_cfg.get("threads"),
                            train_images=run_cfg.get("train_images"), val_images=run_cfg.get("val_images"),
+                           image_column=run_cfg.get("image_column"), label_column=run_cfg.get("label_column"),
                            **{k: run_cfg.get(k) for k in ("proxy_width", "proxy_depth", "proxy_resolution",
                                                           "batch_size", "lr")},
                            command_line=command_line)
