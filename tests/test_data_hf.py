@@ -53,8 +53,10 @@ def test_parquet_files_name_their_splits_and_other_column_names_are_given(tmp_pa
         str(folder / "train-00000-of-00001.parquet"))
     _dataset(9, 1, image="picture_file", label="kind", class_label=False).to_parquet(
         str(folder / "test-00000-of-00001.parquet"))
-    with pytest.raises(UserError, match="no image column .* --image-column"):
+    with pytest.raises(UserError, match="no label column .* --label-column"):
         load_data(str(tmp_path / "pq"), seed=0, image_size=16)
+    with pytest.raises(UserError, match="--image-column 'photo' is not a column"):
+        load_data(str(tmp_path / "pq"), seed=0, image_size=16, image_column="photo", label_column="kind")
     data = load_data(str(tmp_path / "pq"), seed=0, image_size=16, image_column="picture_file", label_column="kind")
     assert data.num_classes == 3 and len(data.test_labels) == 9
 
@@ -78,10 +80,14 @@ def test_without_the_extra_a_dataset_folder_says_which_to_install(tmp_path, monk
         load_data(str(folder), seed=0, image_size=16)
 
 
-def test_a_grid_trains_on_a_dataset_folder(cli, tmp_path):
+def test_a_network_trains_on_a_dataset_folder(cli, tmp_path):
+    import json
+
     folder = tmp_path / "colours"
     datasets.DatasetDict({"train": _dataset(90, 0), "test": _dataset(15, 1)}).save_to_disk(str(folder))
-    code, _, err = cli("grid", "--budget", "2x", "--data", folder, "--out", tmp_path / "run", "--epochs", "1",
-                       "--step", "0.2", "--seeds", "1", "--jobs", "1", "--tolerance", "0.3", "--train-images", "45")
+    code, out, err = cli("train", "--data", folder, "--epochs", "2", "--device", "cpu", "--json",
+                         "--train-images", "45")
     assert code == 0, err
-    assert "data colours: 45 of " in err
+    result = json.loads(out)
+    assert result["status"] == "ok" and result["num_classes"] == 3 and result["train_images"] == 45
+    assert result["accuracy"] is not None and result["test_accuracy"] is not None
