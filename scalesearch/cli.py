@@ -104,6 +104,15 @@ COST = _option("cost")
 LATENCY_DEVICE = _option("latency_device")
 LATENCY_BATCH = _option("latency_batch")
 MAX_PARAMS = _option("max_params", parser=_count_text)
+PROXY_WIDTH = _option("proxy_width")
+PROXY_DEPTH = _option("proxy_depth")
+PROXY_RESOLUTION = _option("proxy_resolution")
+BATCH_SIZE = _option("batch_size")
+LR = _option("lr")
+IMAGE_COLUMN = _option("image_column")
+LABEL_COLUMN = _option("label_column")
+TRAIN_IMAGES = _option("train_images", parser=_count_text)
+VAL_IMAGES = _option("val_images", parser=_count_text)
 
 
 def _positive(name: str):
@@ -496,6 +505,10 @@ def grid(
     jobs_per_device: int = JOBS_PER_DEVICE,
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
+    train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
+    proxy_width: Optional[float] = PROXY_WIDTH, proxy_depth: Optional[float] = PROXY_DEPTH,
+    proxy_resolution: Optional[int] = PROXY_RESOLUTION, batch_size: Optional[int] = BATCH_SIZE,
+    lr: Optional[float] = LR, image_column: Optional[str] = IMAGE_COLUMN, label_column: Optional[str] = LABEL_COLUMN,
 ):
     """Grid search over α and β (γ solved from the budget), training the candidates that pass the budget check."""
     _run_search("grid", locals())
@@ -513,6 +526,10 @@ def search(
     jobs_per_device: int = JOBS_PER_DEVICE,
     max_params: Optional[int] = MAX_PARAMS, cost: str = COST, latency_device: str = LATENCY_DEVICE,
     latency_batch: Optional[int] = LATENCY_BATCH, refine: Optional[bool] = REFINE,
+    train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
+    proxy_width: Optional[float] = PROXY_WIDTH, proxy_depth: Optional[float] = PROXY_DEPTH,
+    proxy_resolution: Optional[int] = PROXY_RESOLUTION, batch_size: Optional[int] = BATCH_SIZE,
+    lr: Optional[float] = LR, image_column: Optional[str] = IMAGE_COLUMN, label_column: Optional[str] = LABEL_COLUMN,
 ):
     """Sample α, β, γ with Optuna on the simplex α·β²·γ² = budget (α·β·γ² for activations), training each."""
     _run_search("search", locals())
@@ -552,6 +569,10 @@ def compare(
                                                  "else cpu)."),
     latency_batch: Optional[int] = typer.Option(None, "--latency-batch", help="Batch size latency is timed at "
                                                 "(default: the run's, else the proxy's training batch)."),
+    train_images: Optional[int] = typer.Option(None, "--train-images", parser=_count_text,
+                                               help="Without --from: as for grid (with --from: the run's)."),
+    val_images: Optional[int] = typer.Option(None, "--val-images", parser=_count_text,
+                                             help="Without --from: as for grid (with --from: the run's)."),
 ):
     """Compound scaling against depth-only, width-only and resolution-only at the same measured cost."""
 
@@ -571,6 +592,7 @@ def compare(
                              tolerance=tolerance, significance=alpha_level, skip_bad_images=skip_bad_images,
                              threads=threads, jobs=jobs, devices=devices, jobs_per_device=jobs_per_device,
                              cost=cost, latency_device=latency_device, latency_batch=latency_batch,
+                             train_images=train_images, val_images=val_images,
                              on_trial=on_trial, log_line=say, on_progress=on_progress, command_line=_command_line())
     except KeyboardInterrupt:
         stop_bar()
@@ -647,14 +669,21 @@ def train(
     family: str = _option("family", callback=_family_option),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     threads: Optional[int] = THREADS,
+    train_images: Optional[int] = TRAIN_IMAGES, val_images: Optional[int] = VAL_IMAGES,
+    batch_size: Optional[int] = BATCH_SIZE, lr: Optional[float] = LR,
+    image_column: Optional[str] = IMAGE_COLUMN, label_column: Optional[str] = LABEL_COLUMN,
 ):
     """Train one candidate on the proxy setup and report its validation accuracy."""
     from .retrain import plan_training, train_one
 
     console = _console()
     plan = plan_training(alpha=alpha, beta=beta, gamma=gamma, width_mult=width_mult, depth_mult=depth_mult,
-                             resolution=resolution, device=device, data=data, epochs=epochs, family=family)
-    result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads, run_seed=run_seed)
+                         resolution=resolution, device=device, data=data, epochs=epochs, family=family,
+                         batch_size=batch_size, lr=lr)
+    result = train_one(plan, family, seed, console, show_progress=not as_json, threads=threads, run_seed=run_seed,
+                       train_images=train_images, val_images=val_images,
+                       data_options={k: v for k, v in (("image_column", image_column), ("label_column", label_column))
+                                     if v is not None})
     if as_json:
         import json
 

@@ -27,8 +27,8 @@ def training_seed(*, run_seed: int, seed_index: int) -> int:
 
 
 def latency_batch_default(latency_device: str, family: str) -> int:
-    """--latency-batch of a search: the training batch of the proxy preset of the device latency is timed on (64
-    on the CPU, 512 on a GPU). At batch 1 a proxy's forward time is per-layer overhead (the CPU proxy at 59 px
+    """--latency-batch of a search without --batch-size: the training batch of the proxy preset of the device
+    latency is timed on (64 on the CPU, 512 on a GPU). At batch 1 a proxy's forward time is per-layer overhead (the CPU proxy at 59 px
     takes 2% longer than at 42 px for twice the multiply-adds), so no resolution could reach a latency budget; at
     its training batch the time follows the work."""
     from .proxy import proxy_for
@@ -42,6 +42,36 @@ def check_max_params(value) -> None:
     """--max-params, where a search or an expansion takes it: None, or a whole number >= 1 (UserError)."""
     if value is not None and not (isinstance(value, int) and value >= 1):
         raise UserError(f"--max-params must be a whole number >= 1, got {value!r}")
+
+
+def check_image_counts(*, train_images, val_images) -> None:
+    """--train-images and --val-images: None, or a whole number >= 1 (UserError)."""
+    for flag, value in (("--train-images", train_images), ("--val-images", val_images)):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise UserError(f"{flag} must be a whole number >= 1, got {value!r}")
+
+
+MAX_PROXY_RESOLUTION = 1024  # a φ = 0 proxy above this is a typo on any machine this tool targets
+MIN_PROXY_RESOLUTION = 16  # below, a proxy's stride-2 stages leave 1x1 feature maps before the 2x grid starts
+
+
+def check_proxy_knobs(*, width, depth, resolution, batch_size, lr) -> None:
+    """--proxy-width/--proxy-depth (positive, finite, at most 4), --proxy-resolution (whole pixels, 16-1024),
+    --batch-size (whole, >= 1), --lr (positive, finite): UserError naming the option."""
+    import math
+
+    for flag, value in (("--proxy-width", width), ("--proxy-depth", depth)):
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 4):
+            raise UserError(f"{flag} must be a multiplier in (0, 4], got {value!r}")
+    if resolution is not None and not (isinstance(resolution, int) and not isinstance(resolution, bool)
+                                       and MIN_PROXY_RESOLUTION <= resolution <= MAX_PROXY_RESOLUTION):
+        raise UserError(f"--proxy-resolution must be a whole number of pixels from {MIN_PROXY_RESOLUTION} to "
+                        f"{MAX_PROXY_RESOLUTION}, got {resolution!r}")
+    if batch_size is not None and not (isinstance(batch_size, int) and not isinstance(batch_size, bool)
+                                       and batch_size >= 1):
+        raise UserError(f"--batch-size must be a whole number >= 1, got {batch_size!r}")
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise UserError(f"--lr must be a positive number, got {lr!r}")
 
 
 def check_cap_above_base(max_params: int | None, params: int, *, base: str, detail: str, consequence: str,
@@ -110,6 +140,27 @@ class SearchConfig:
     threads: int | None = _option(None, "--threads", "CPU threads per training (default 1: a candidate's accuracy "
                                   "then does not depend on --jobs or the machine's cores; --jobs auto uses the "
                                   "other cores).")
+    proxy_width: float | None = _option(None, "--proxy-width", "Width multiplier of the φ = 0 proxy every candidate "
+                                        "is scaled from (default: the device preset's, 0.25 on the CPU, 1.0 on a "
+                                        "GPU, or the family's own).")
+    proxy_depth: float | None = _option(None, "--proxy-depth", "Depth multiplier of the φ = 0 proxy (default: the "
+                                        "preset's, 0.5 on the CPU, 1.0 on a GPU).")
+    proxy_resolution: int | None = _option(None, "--proxy-resolution", "Input size of the φ = 0 proxy in pixels "
+                                           "(default: the preset's, 42 on the CPU, 72 on a GPU).")
+    batch_size: int | None = _option(None, "--batch-size", "Training batch of every candidate (default: the "
+                                     "preset's, 64 on the CPU, 512 on a GPU); --lr is per 128 images, so it scales "
+                                     "with it.")
+    lr: float | None = _option(None, "--lr", "Peak learning rate per 128 images (default: the preset's, 0.011 "
+                               "AdamW on the CPU, 0.05 on a GPU).")
+    image_column: str | None = _option(None, "--image-column", "With a Hugging Face dataset as --data: its image "
+                                       "column (default: the Image feature, or a column named image or img).")
+    label_column: str | None = _option(None, "--label-column", "With a Hugging Face dataset as --data: its label "
+                                       "column (default: the ClassLabel feature, or a column named label or labels).")
+    train_images: int | None = _option(None, "--train-images", "Train every candidate on this many training images "
+                                       "(5000, 5k): a class-stratified subset drawn from --seed, the same in every "
+                                       "worker and on resume (default: all of them).")
+    val_images: int | None = _option(None, "--val-images", "Validate every candidate on this many images of the "
+                                     "validation split, drawn the same way (default: all of it).")
     max_params: int | None = _option(None, "--max-params", "Reject candidates (or leave out members) with more "
                                      "parameters: 5000000, 5M, 200k.")
     cost: str = _option("flops", "--cost", "What the budget holds on: flops (multiply-adds), activations (output "
@@ -134,7 +185,9 @@ class SearchConfig:
             from .families import resolve_family
 
             resolve_family(self.family)  # a bad --family is refused in its own words, before any preset is read
-            return replace(self, latency_batch=latency_batch_default(self.latency_device, self.family)).validated()
+            batch = self.batch_size if isinstance(self.batch_size, int) and self.batch_size >= 1 else \
+                latency_batch_default(self.latency_device, self.family)
+            return replace(self, latency_batch=batch).validated()
         try:
             check_budget(self.budget)
         except ValueError as exc:
@@ -153,6 +206,9 @@ class SearchConfig:
         if not (0 < self.significance < 0.5):
             raise UserError(f"--alpha-level must be in (0, 0.5), got {self.significance:g}")
         check_max_params(self.max_params)
+        check_image_counts(train_images=self.train_images, val_images=self.val_images)
+        check_proxy_knobs(width=self.proxy_width, depth=self.proxy_depth, resolution=self.proxy_resolution,
+                          batch_size=self.batch_size, lr=self.lr)
         if self.refine not in (None, True, False):
             raise UserError(f"refine must be True, False or None (the device's default), got {self.refine!r}")
         if self.trials < 1:
@@ -212,8 +268,16 @@ class SearchConfig:
     def seed_cap(self, proxy) -> int:
         return proxy.seed_cap if self.seeds == "auto" else int(self.seeds)
 
+    def proxy_options(self) -> dict:
+        """The proxy knobs as `ProxyPreset.with_overrides` takes them (None: the preset's)."""
+        return {"width_mult": self.proxy_width, "depth_mult": self.proxy_depth, "resolution": self.proxy_resolution,
+                "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+
     def data_options(self) -> dict:
-        return {"skip_bad_images": True} if self.skip_bad_images else {}
+        """load_data's options from the user's (the proxy's sizes come from the preset)."""
+        return {**({"skip_bad_images": True} if self.skip_bad_images else {}),
+                **{k: v for k, v in (("image_column", self.image_column), ("label_column", self.label_column))
+                   if v is not None}}
 
     @property
     def budget_label(self) -> str:

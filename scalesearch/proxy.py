@@ -62,9 +62,21 @@ class ProxyPreset:
             return self
         return replace(self, resolution=int(round(self.resolution / math.sqrt(budget))))
 
-    def with_overrides(self, **train_overrides) -> "ProxyPreset":
+    def with_overrides(self, *, width_mult: float | None = None, depth_mult: float | None = None,
+                       resolution: int | None = None, **train_overrides) -> "ProxyPreset":
+        """The preset with the user's knobs (None: the preset's): the φ = 0 network's width, depth and input size,
+        and training settings (epochs, batch_size, lr). A larger input gets its data stored larger in proportion,
+        so the 2x grid's candidates still see real pixels."""
+        proxy = self
+        shape = {k: v for k, v in (("width_mult", width_mult), ("depth_mult", depth_mult)) if v is not None}
+        if shape:
+            proxy = replace(proxy, **shape)
+        if resolution is not None and resolution != proxy.resolution:
+            stored = int(math.ceil(proxy.image_size * resolution / proxy.resolution / 8) * 8)
+            proxy = replace(proxy, resolution=resolution, image_size=max(proxy.image_size, stored),
+                            synthetic_image_size=max(proxy.synthetic_image_size, stored))
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
-        return replace(self, train=replace(self.train, **overrides)) if overrides else self
+        return replace(proxy, train=replace(proxy.train, **overrides)) if overrides else proxy
 
 
 #: Two CPU cores, a grid within 10 minutes, so a proxy gets only a few hundred training steps.

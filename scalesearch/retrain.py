@@ -22,9 +22,9 @@ class TrainingPlan:
 
 
 def plan_training(*, alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
-                      width_mult: float | None = None, depth_mult: float | None = None, resolution: int | None = None,
-                      device: str = "auto", data: str = "synthetic", epochs: int | None = None,
-                      family: str = DEFAULT_FAMILY) -> TrainingPlan:
+                  width_mult: float | None = None, depth_mult: float | None = None, resolution: int | None = None,
+                  device: str = "auto", data: str = "synthetic", epochs: int | None = None,
+                  family: str = DEFAULT_FAMILY, batch_size: int | None = None, lr: float | None = None) -> TrainingPlan:
     from .proxy import proxy_for
     from .expansion.sources import coefficients_from_options
     from .host import resolve_device
@@ -34,7 +34,10 @@ def plan_training(*, alpha: float | None = None, beta: float | None = None, gamm
         raise UserError("give --alpha/--beta/--gamma or --width-mult/--depth-mult/--resolution, not both")
     coeffs = coefficients_from_options(alpha, beta, gamma)
     dev = resolve_device(device)
-    proxy = proxy_for(dev.type, family=family).with_overrides(epochs=epochs)
+    from .config import check_proxy_knobs
+
+    check_proxy_knobs(width=None, depth=None, resolution=None, batch_size=batch_size, lr=lr)
+    proxy = proxy_for(dev.type, family=family).with_overrides(epochs=epochs, batch_size=batch_size, lr=lr)
     if coeffs is not None and coeffs.scales_down:  # the proxy a FLOP grid at that budget scaled down from
         proxy = proxy.for_budget(coeffs.flops_factor)
     if coeffs is not None:
@@ -49,12 +52,13 @@ def plan_training(*, alpha: float | None = None, beta: float | None = None, gamm
 
 
 def train_one(plan: TrainingPlan, family: str, seed: int, console, show_progress: bool = True,
-              threads: int | None = None, *, run_seed: int | None = None) -> dict:
+              threads: int | None = None, *, run_seed: int | None = None, train_images: int | None = None,
+              val_images: int | None = None, data_options: dict | None = None) -> dict:
     """Train the plan's network once, with data, split and initialisation from `seed`.
 
     With `run_seed`, retrain seed index `seed` of a grid or search run made with `--seed run_seed`: the data and
     split come from `run_seed`, the initialisation and shuffling from `training_seed(run_seed, seed)`, exactly
-    as the run's trial had them. Bit for bit on the CPU when the thread count is the run's (default 1, as a
+    as the run's trial had them (with the run's --train-images/--val-images, the same subset). Bit for bit on the CPU when the thread count is the run's (default 1, as a
     grid trial trains; OMP_NUM_THREADS set by the user is respected) and the network is the trial's
     (`--width-mult/--depth-mult/--resolution` from its trials.csv row).
     """
@@ -73,7 +77,9 @@ def train_one(plan: TrainingPlan, family: str, seed: int, console, show_progress
     from .families.user import probe_family
     from .train import build_and_train, to_device
 
-    data = load_data(plan.data, seed=data_seed, device=plan.device, **plan.proxy.data_options())
+    data = load_data(plan.data, seed=data_seed, device=plan.device, **plan.proxy.data_options(),
+                     **(data_options or {})) \
+        .subsets(train=train_images, val=val_images, seed=data_seed)
     probe_family(get_family(family), multipliers=[(plan.depth_mult, plan.width_mult)], resolution=plan.resolution,
                  num_classes=data.num_classes)
     cost = measure_cost(family, width_mult=plan.width_mult, depth_mult=plan.depth_mult, resolution=plan.resolution,
@@ -98,7 +104,8 @@ def train_one(plan: TrainingPlan, family: str, seed: int, console, show_progress
     return {
         "status": result.status, "accuracy": result.accuracy, "test_accuracy": result.test_accuracy,
         "val_history": result.val_history, "num_classes": data.num_classes, "data": data.name,
-        "data_fingerprint": data.fingerprint, "width_mult": plan.width_mult, "depth_mult": plan.depth_mult,
+        "data_fingerprint": data.fingerprint, "train_images": len(data.train_labels),
+        "val_images": len(data.val_labels), "width_mult": plan.width_mult, "depth_mult": plan.depth_mult,
         "resolution": plan.resolution, "flops": cost.flops, "params": cost.params, "epochs": result.epochs,
         "seconds": round(result.seconds, 3), "train_seconds": round(result.train_seconds, 3),
         "warmup_seconds": round(result.warmup_seconds, 3), "eval_seconds": round(result.eval_seconds, 3),

@@ -24,7 +24,8 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
             family: str | None = None, tolerance: float | None = None, significance: float = _DEFAULT.significance,
             skip_bad_images: bool = False, threads: int | None = None, jobs: int | str = _WORKERS.jobs,
             devices: list[int] | None = None, jobs_per_device: int = _WORKERS.jobs_per_device, cost: str | None = None,
-            latency_device: str | None = None, latency_batch: int | None = None, **callbacks) -> RunResult:
+            latency_device: str | None = None, latency_batch: int | None = None, train_images: int | None = None,
+            val_images: int | None = None, **callbacks) -> RunResult:
     """`scalesearch compare`: compound scaling against depth-, width- and resolution-only at one measured budget.
 
     With `from_run`, the compound arm is that run's winner and everything that decides what a trial
@@ -47,11 +48,11 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
     command_line = callbacks.get("command_line", "")
     if from_run is not None:
         fixed = {"--budget": budget, "--data": data, "--epochs": epochs, "--seed": seed, "--family": family,
-                 "--tolerance": tolerance}
+                 "--tolerance": tolerance, "--train-images": train_images, "--val-images": val_images}
         given = [name for name, value in fixed.items() if value is not None]
         if given:
-            raise UserError(f"compare --from uses the run's budget, tolerance, data, epochs, family and seed: drop "
-                            f"{', '.join(given)}")
+            raise UserError(f"compare --from uses the run's budget, tolerance, data (and its subset), epochs, family "
+                            f"and seed: drop {', '.join(given)}")
         run, records = read_run(from_run, storage=storage)
         setup = setup_from_run(run, records, phi=phi, seeds=seeds)
         run_metric, run_cfg = run.metric, {**run.config, "storage": storage or run.config.get("storage")}
@@ -68,6 +69,10 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            family=str(run_cfg.get("family", _DEFAULT.family)), significance=significance,
                            skip_bad_images=bool(run_cfg.get("skip_bad_images")) or skip_bad_images,
                            threads=threads if threads is not None else run_cfg.get("threads"),
+                           train_images=run_cfg.get("train_images"), val_images=run_cfg.get("val_images"),
+                           image_column=run_cfg.get("image_column"), label_column=run_cfg.get("label_column"),
+                           **{k: run_cfg.get(k) for k in ("proxy_width", "proxy_depth", "proxy_resolution",
+                                                          "batch_size", "lr")},
                            command_line=command_line)
     else:
         budget = _DEFAULT.budget if budget is None else budget
@@ -86,7 +91,8 @@ def compare(*, from_run: str | Path | None = None, budget: float | None = None, 
                            storage=storage, study=f"scalesearch-compare-{budget:g}x{by_cost}{suffix}",
                            seed=_DEFAULT.seed if seed is None else seed, family=family or _DEFAULT.family,
                            significance=significance,
-                           skip_bad_images=skip_bad_images, threads=threads, command_line=command_line)
+                           skip_bad_images=skip_bad_images, threads=threads, train_images=train_images,
+                           val_images=val_images, command_line=command_line)
     cfg = cfg.validated()
     given = run_callbacks(callbacks)
 

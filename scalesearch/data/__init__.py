@@ -18,6 +18,7 @@ from ..errors import UserError
 from .augment import augment_batch, resize_on_device
 from .cifar import load_cifar
 from .dataset import ImageData
+from .hf import is_hf_folder, load_hf_folder
 from .images import ALPHA_BACKGROUND, IMAGE_SUFFIXES, load_image_folder, read_image
 from .npz import load_npz
 from .split import stratified_split
@@ -41,8 +42,11 @@ def load_data(
     synthetic_base_resolution: int = 42,
     device: torch.device | str = "cpu",
     skip_bad_images: bool = False,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> ImageData:
-    """`synthetic`, or a path whose format is detected: CIFAR folder, ImageFolder tree, or .npz file.
+    """`synthetic`, or a path whose format is detected: CIFAR folder, Hugging Face dataset folder (save_to_disk or
+    parquet; `image_column`/`label_column` where its columns are named otherwise), ImageFolder tree, or .npz file.
 
     The validation split is held out of the training data, stratified by class (see split.py).
     skip_bad_images: leave unreadable image files out (listed in ImageData.skipped_files) instead of
@@ -51,6 +55,10 @@ def load_data(
     drawn at (default image_size), for a proxy of synthetic_base_resolution px (its cues follow that size).
     device: where the embedded data is drawn (files are decoded on the host and moved per candidate).
     """
+    if (image_column is not None or label_column is not None) and not \
+            (str(source) != "synthetic" and is_hf_folder(Path(source))):
+        raise UserError("--image-column and --label-column name a Hugging Face dataset's columns; --data "
+                        f"{source} is not one")
     if str(source) == "synthetic":
         n_train, n_val, n_test = synthetic_sizes
         return synthetic_data(n_train, n_val, n_test, synthetic_image_size or image_size, seed,
@@ -69,6 +77,12 @@ def load_data(
         cifar = load_cifar(path)
         if cifar is not None:
             name, (x, y), (tx, ty), num_classes = cifar
+        elif is_hf_folder(path):
+            classes, (x, y), test, skipped = load_hf_folder(path, image_size, image_column=image_column,
+                                                            label_column=label_column,
+                                                            skip_bad_images=skip_bad_images)
+            tx, ty = test if test is not None else (None, None)
+            name, num_classes = path.name, len(classes)
         else:
             folder = load_image_folder(path, image_size, skip_bad_images=skip_bad_images)
             if folder is None:

@@ -27,6 +27,27 @@ class ImageData:
     test_labels: torch.Tensor | None = None
     class_names: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # unreadable images left out (skip_bad_images)
+    subset: dict = field(default_factory=dict)  # split -> {asked, used, of}: what --train-images/--val-images drew
+
+    def subsets(self, *, train: int | None, val: int | None, seed: int) -> "ImageData":
+        """The training and validation splits cut to `train` and `val` images (None: all), class-stratified and
+        drawn from `seed` (stratified_subset); the test split is kept whole. Where a split has no more images
+        than asked, all are used, and `subset` says so (used == of < asked)."""
+        from dataclasses import replace
+
+        from .split import stratified_subset
+
+        if train is None and val is None:
+            return self
+        splits, subset = {}, dict(self.subset)
+        for name, count in (("train", train), ("val", val)):
+            images, labels = getattr(self, f"{name}_images"), getattr(self, f"{name}_labels")
+            if count is None:
+                continue
+            keep = stratified_subset(labels.cpu(), count, seed).to(labels.device)
+            splits[f"{name}_images"], splits[f"{name}_labels"] = images[keep], labels[keep]
+            subset[name] = {"asked": count, "used": len(keep), "of": len(labels)}
+        return replace(self, **splits, subset=subset)
 
     @property
     def image_size(self) -> int:
@@ -55,5 +76,5 @@ class ImageData:
             "name": self.name, "num_classes": self.num_classes, "image_size": self.image_size,
             "train": len(self.train_labels), "val": len(self.val_labels),
             "test": 0 if self.test_labels is None else len(self.test_labels), "fingerprint": self.fingerprint,
-            "skipped_files": len(self.skipped_files),
+            "skipped_files": len(self.skipped_files), **({"subset": self.subset} if self.subset else {}),
         }

@@ -32,8 +32,9 @@ ALPHA_BACKGROUND = (255, 255, 255)
 SKIP_HINT = "--skip-bad-images (skip_bad_images=True) leaves unreadable files out"
 
 
-def read_image(path: Path, size: int) -> np.ndarray:
-    """One image file -> uint8 [3, size, size]: upright, RGB, centre-cropped to a square, resized.
+def read_image(path, size: int, *, name: str | None = None) -> np.ndarray:
+    """One image file (a path, or a binary file object such as a data set row's bytes, then called `name` in
+    messages) -> uint8 [3, size, size]: upright, RGB, centre-cropped to a square, resized.
 
     - EXIF orientation is applied (phone photos are often stored sideways);
     - grayscale and palette images become RGB; alpha and palette transparency are composited
@@ -65,9 +66,9 @@ def read_image(path: Path, size: int) -> np.ndarray:
         im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UserError(f"{path}: refused, too many pixels to decode safely ({one_line(exc)})") from None
+        raise UserError(f"{name or path}: refused, too many pixels to decode safely ({one_line(exc)})") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ... for damaged files
-        raise UserError(f"{path}: cannot read image ({one_line(exc)})") from None
+        raise UserError(f"{name or path}: cannot read image ({one_line(exc)})") from None
 
 
 @functools.cache
@@ -129,24 +130,24 @@ def _image_files(class_folder: Path) -> list[Path]:
             if _is_image(p) and not any(part.startswith(".") for part in p.relative_to(class_folder).parts)]
 
 
-def _decode_in_parallel(files: list[Path], size: int) -> list:
-    """Each file's array, or its UserError, in order. PIL releases the GIL while it decodes, so threads
-    use every core (a warning-filter-free read_image makes that safe)."""
+def decode_in_parallel(files: list, size: int, *, names: list[str] | None = None) -> list:
+    """Each file's array (a path, or a file object named by `names`), or its UserError, in order. PIL releases
+    the GIL while it decodes, so threads use every core (a warning-filter-free read_image makes that safe)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ..host import cpu_cores
 
-    def attempt(f: Path):
+    def attempt(i: int):
         try:
-            return read_image(f, size)
+            return read_image(files[i], size, name=names[i] if names is not None else None)
         except UserError as exc:
             return exc
 
     _quiet_bomb_warnings()  # here, in this thread, not first inside the pool
     if len(files) < 64:
-        return [attempt(f) for f in files]
+        return [attempt(i) for i in range(len(files))]
     with ThreadPoolExecutor(max_workers=min(16, cpu_cores())) as pool:
-        return list(pool.map(attempt, files, chunksize=32))
+        return list(pool.map(attempt, range(len(files)), chunksize=32))
 
 
 def _read_split(files_by_class: dict[Path, list[Path]], size: int, skip_bad_images: bool, skipped: list[str]):
@@ -154,7 +155,7 @@ def _read_split(files_by_class: dict[Path, list[Path]], size: int, skip_bad_imag
     for folder, files in files_by_class.items():
         if not files:
             raise UserError(f"{folder}: class folder holds no images ({' '.join(sorted(IMAGE_SUFFIXES))}, any case)")
-    decoded = _decode_in_parallel([f for _, f in flat], size)
+    decoded = decode_in_parallel([f for _, f in flat], size)
     images, labels, read = [], [], [0] * len(files_by_class)
     for (label, f), result in zip(flat, decoded):
         if isinstance(result, UserError):

@@ -29,3 +29,33 @@ def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tu
         positions = (shuffled == c).nonzero().flatten()  # this class, in the seeded random order
         is_val[positions[:val_count(len(positions), val_fraction)]] = True
     return order[~is_val], order[is_val]
+
+
+def _largest_remainder(weights: torch.Tensor, total: int) -> torch.Tensor:
+    """`total` shared in proportion to `weights` (whole numbers: floors, then one more for the largest
+    remainders, ties to the larger weight, then the lower index)."""
+    exact = weights.double() * total / max(1, int(weights.sum()))
+    share = exact.floor().long()
+    remainder = (exact - share).tolist()
+    extra = sorted(range(len(weights)), key=lambda i: (-remainder[i], -int(weights[i]), i))[:total - int(share.sum())]
+    share[extra] += 1
+    return share
+
+
+def stratified_subset(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """Indices of `count` of `labels` (all of them where there are no more), each class in proportion to its
+    share (every class keeps at least one image where `count` allows), drawn in a seeded random order: the same
+    for the same labels, count and seed, in every worker and on resume."""
+    if count >= len(labels):
+        return torch.arange(len(labels))
+    classes, sizes = torch.unique(labels, return_counts=True)
+    if count >= len(classes):  # one each, the rest in proportion to what each class has beyond it
+        take = 1 + _largest_remainder(sizes - 1, count - len(classes))
+    else:
+        take = _largest_remainder(sizes, count)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[order]
+    chosen = torch.zeros(len(labels), dtype=torch.bool)  # indexed by position in `order`
+    for c, k in zip(classes.tolist(), take.tolist()):
+        chosen[(shuffled == c).nonzero().flatten()[:k]] = True
+    return order[chosen]

@@ -115,7 +115,7 @@ class Experiment:
         strategy = strategy_class(config.mode)
         strategy.check(config)  # the mode's own checks, before any data are read
         device = resolve_device(config.device)
-        proxy = proxy_for(device.type, family=config.family).with_overrides(epochs=config.epochs) \
+        proxy = proxy_for(device.type, family=config.family).with_overrides(**config.proxy_options()) \
             .for_budget(config.budget)
         refine = config.refines_on(device.type)
         if config.max_params is not None and not get_family(config.family).is_user:
@@ -127,7 +127,8 @@ class Experiment:
                                  consequence="no candidate could be trained")
         largest = proxy.refine_resolution(config.budget) if refine else None  # image files decoded that large
         data = load_data(config.data, seed=config.seed, device=device, **proxy.data_options(largest_resolution=largest),
-                         **config.data_options())
+                         **config.data_options()).subsets(train=config.train_images, val=config.val_images,
+                                                          seed=config.seed)
         multipliers = strategy.extreme_multipliers(config, proxy)
         if refine:  # the φ = 2 member of the largest: each multiplier's step taken twice
             multipliers += [(d * d / proxy.depth_mult, w * w / proxy.width_mult) for d, w in multipliers[1:]]
@@ -142,8 +143,7 @@ class Experiment:
                                       metric=config.metric)
         fingerprint = data.fingerprint
         skipped = len(getattr(data, "skipped_files", []) or [])
-        notes = [f"data {data.name}: {len(data.train_labels)} train / {len(data.val_labels)} val images, "
-                 f"{data.num_classes} classes, fingerprint {fingerprint}"
+        notes = [f"data {data.name}: {subset_text(data)}, {data.num_classes} classes, fingerprint {fingerprint}"
                  + (f"; {skipped} unreadable image file(s) skipped" if skipped else ""),
                  f"proxy ({proxy.name}): width {proxy.width_mult:g}, depth {proxy.depth_mult:g}, "
                  f"{proxy.resolution}px = {base.flops / 1e6:.2f} M multiply-adds, {base.activations / 1e6:.3f} M "
@@ -165,7 +165,8 @@ class Experiment:
         """What a resumed study must have been run with: anything that changes what a trial measures (the
         strategy adds what it searches, see strategies.Strategy.identity)."""
         cfg, proxy = self.config, self.proxy
-        return {
+        subset = {k: v for k, v in (("train_images", cfg.train_images), ("val_images", cfg.val_images)) if v}
+        return {**subset,
             "budget": cfg.budget, "tolerance": cfg.tolerance, **cfg.metric.identity(),
             **({"max_params": cfg.max_params} if cfg.max_params is not None else {}),
             "family": cfg.family, **_family_source(cfg.family), "seed": cfg.seed, "seeds": cfg.seeds_label(proxy),
@@ -357,3 +358,17 @@ class Experiment:
         trial.set_user_attr("test_accuracy", result.test_accuracy)
         trial.set_user_attr("outcome", "complete")
         return result.accuracy
+
+
+def subset_text(data) -> str:
+    """'5,000 of 50,000 train / 300 val images' (a subset said with what it was drawn from)."""
+    def count(split: str, labels) -> str:
+        s = data.subset.get(split)
+        if s is None:
+            return f"{len(labels):,} {split}"
+        if s["used"] < s["of"]:
+            return f"{s['used']:,} of {s['of']:,} {split} (a class-stratified subset)"
+        flag = "--train-images" if split == "train" else "--val-images"
+        return f"{s['used']:,} {split} (all of them: {flag} asked for {s['asked']:,})"
+
+    return f"{count('train', data.train_labels)} / {count('val', data.val_labels)} images"

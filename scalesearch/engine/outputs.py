@@ -51,7 +51,7 @@ def provenance(exp) -> dict:
             "data": {"name": data.name, "num_classes": data.num_classes, "image_size": data.image_size,
                      "train": len(data.train_labels), "val": len(data.val_labels),
                      "test": 0 if data.test_labels is None else len(data.test_labels),
-                     "fingerprint": exp.fingerprint},
+                     "fingerprint": exp.fingerprint, **({"subset": data.subset} if data.subset else {})},
             "proxy": {"name": exp.proxy.name, "width_mult": exp.proxy.width_mult,
                       "depth_mult": exp.proxy.depth_mult, "resolution": exp.proxy.resolution,
                       "train": exp.proxy.train.__dict__},

@@ -233,6 +233,9 @@ def provenance_items(report: RunReport) -> list[tuple[str, str]]:
         ("data", f"{data.get('name', '?')}: {data.get('train', '?')} train / {data.get('val', '?')} val / "
                  f"{data.get('test', '?')} test images, {data.get('num_classes', '?')} classes, "
                  f"{data.get('image_size', '?')} px"),
+        *([("data subset", "; ".join(
+            f"{split}: {s['used']:,} of {s['of']:,} images (--{split}-images {s['asked']:,}, class-stratified, from "
+            f"--seed)" for split, s in data["subset"].items()))] if data.get("subset") else []),
         ("data fingerprint", str(data.get("fingerprint", "?"))),
         ("proxy (φ = 0)", f"{proxy.get('name', '?')}: width {proxy.get('width_mult', '?')}, depth "
                           f"{proxy.get('depth_mult', '?')}, {proxy.get('resolution', '?')} px; "
