@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .families.registry import DEFAULT_FAMILY
-from .host import DEVICES
+from .host import DEVICE_TYPES, DEVICES
 from .samplers import PRUNER_FACTORIES, SAMPLER_FACTORIES
 from .metrics import CostMetric
 from .scaling import check_budget
@@ -28,12 +28,12 @@ def training_seed(*, run_seed: int, seed_index: int) -> int:
 
 def latency_batch_default(latency_device: str, family: str) -> int:
     """--latency-batch of a search without --batch-size: the training batch of the proxy preset of the device
-    latency is timed on (64 on the CPU, 512 on a GPU). At batch 1 a proxy's forward time is per-layer overhead (the CPU proxy at 59 px
-    takes 2% longer than at 42 px for twice the multiply-adds), so no resolution could reach a latency budget; at
-    its training batch the time follows the work."""
+    latency is timed on (64 on the CPU, 512 on a GPU). At batch 1 a proxy's forward time is per-layer overhead
+    (the CPU proxy at 59 px takes 2% longer than at 42 px for twice the multiply-adds), so no resolution could
+    reach a latency budget; at its training batch the time follows the work."""
     from .proxy import proxy_for
 
-    if latency_device not in ("cpu", "cuda"):
+    if latency_device not in DEVICE_TYPES:
         return 1  # the unknown device is refused by validated() with its own message
     return proxy_for(latency_device, family=family).train.batch_size
 
