@@ -109,8 +109,11 @@ def test_a_signal_anywhere_in_start_up_ends_the_command_with_130_and_one_line(tm
     for delay in delays:
         # A cost cache of its own: measuring then takes seconds, where stored costs would end it first.
         env = {**os.environ, "SCALESEARCH_CACHE": str(tmp_path / f"cache-{delay}")}
+        # As from a terminal: SIGINT at its default even where this test runs in the background (`cmd &` leaves
+        # it ignored, and the command keeps a signal its parent ignores, as `nohup` asks).
         proc = subprocess.Popen([sys.executable, "-m", "scalesearch", "expand", "--phi", "0..7", "--preset",
-                                 "efficientnet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                 "efficientnet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 30
         while time.time() < deadline and not _catches(proc.pid, signal.SIGTERM):
             time.sleep(0.005)
