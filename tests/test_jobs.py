@@ -282,3 +282,14 @@ def test_the_python_api_starts_and_stops_its_workers_on_sigterm_like_the_command
     evaluated = Counter(queue.key_of(t) for t in study.trials if queue.trial_outcome(t) in queue.FINAL)
     expected = {queue.item_key({"alpha": c.alpha, "beta": c.beta}, 0) for c in grid_candidates(2.0, 0.1)}
     assert set(evaluated) == expected and set(evaluated.values()) == {1}
+
+
+def test_a_peer_started_with_one_gpu_in_view_plans_nothing(monkeypatch):
+    # Defect: with --devices 0,1 the second worker sees only its GPU (CUDA_VISIBLE_DEVICES="1"), yet made the
+    # same call with devices=[0, 1]; counting within its mask it found no device 1 and refused to run.
+    from scalesearch.engine.peers import PEER_ENV, PeerGroup
+
+    monkeypatch.setenv(PEER_ENV, "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    group = PeerGroup(1, lambda _: None, devices=[0, 1], jobs_per_device=1, device="cuda")
+    assert group.first_devices is None and group.count == 0

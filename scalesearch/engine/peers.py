@@ -142,10 +142,11 @@ class PeerGroup:
         self.auto = jobs == "auto" and devices is None
         if jobs == "auto":
             jobs = 1 if devices is not None else auto_jobs(on_cuda=uses_cuda(device), threads=threads)
-        plan = device_plan(jobs=jobs, devices=devices, jobs_per_device=jobs_per_device,
-                           mask=os.environ.get(MASK_ENV))
-        self.first_devices = None if is_peer() else plan[0]  # the first worker (this process) takes the first
-        self.plan = [] if is_peer() else plan[1:]
+        # A peer was started with its GPU alone in view and starts no workers: the plan is the first process's.
+        plan = [None] if is_peer() else device_plan(jobs=jobs, devices=devices, jobs_per_device=jobs_per_device,
+                                                    mask=os.environ.get(MASK_ENV))
+        self.first_devices = plan[0]  # the first worker (this process) takes the first
+        self.plan = plan[1:]
         self.count = len(self.plan)
         self.call, self.say = call or {}, say  # call: the API call each peer makes (function, kwargs)
         self.peers: Peers | None = None
