@@ -48,16 +48,30 @@ def _grid(cli, data, out, *extra):
                "--seeds", "1", "--jobs", "1", "--tolerance", "0.3", *extra)
 
 
-def test_a_grid_on_a_subset_records_it_and_refuses_to_resume_with_another(cli, tmp_path, tiny_npz):
+KNOBS = ["--proxy-width", "0.3", "--proxy-depth", "0.4", "--proxy-resolution", "36", "--batch-size", "32",
+         "--lr", "0.02"]
+
+
+def test_a_grid_on_a_subset_with_its_own_proxy_records_both_and_refuses_to_resume_with_others(cli, tmp_path,
+                                                                                               tiny_npz):
+    from scalesearch.proxy import CPU_PROXY
+
     out = tmp_path / "run"
-    code, _, err = _grid(cli, tiny_npz, out, "--train-images", "60", "--val-images", "9999")
+    subset = ["--train-images", "60", "--val-images", "9999"]
+    code, _, err = _grid(cli, tiny_npz, out, *subset, *KNOBS, "--device", "cpu")
     assert code == 0, err
     assert "60 of " in err and "(all of them: --val-images asked for 9,999)" in err
-    data = json.loads((out / "best.json").read_text())["provenance"]["data"]
+    provenance = json.loads((out / "best.json").read_text())["provenance"]
+    data, proxy = provenance["data"], provenance["proxy"]
     assert data["train"] == 60 and data["subset"]["train"]["used"] == 60
     assert data["subset"]["val"]["used"] == data["subset"]["val"]["of"] == data["val"]
-    code, _, err = _grid(cli, tiny_npz, out, "--train-images", "50", "--val-images", "9999")
+    assert (proxy["width_mult"], proxy["depth_mult"], proxy["resolution"]) == (0.3, 0.4, 36)
+    assert (proxy["train"]["batch_size"], proxy["train"]["lr"]) == (32, 0.02)
+    assert proxy["train"]["epochs"] == 1 and proxy["train"]["optimizer"] == CPU_PROXY.train.optimizer
+    code, _, err = _grid(cli, tiny_npz, out, "--train-images", "50", "--val-images", "9999", *KNOBS, "--device", "cpu")
     assert code == 2 and "cannot resume" in one_line_error(err) and "train_images" in err
+    code, _, err = _grid(cli, tiny_npz, out, *subset, *KNOBS[:-1], "0.03", "--device", "cpu")
+    assert code == 2 and "cannot resume" in one_line_error(err) and "lr 0.03" in err
 
 
 @pytest.mark.parametrize("args", [["--train-images", "0"], ["--val-images", "-3"], ["--train-images", "lots"]])
