@@ -38,17 +38,22 @@ def latency_batch_default(latency_device: str, family: str) -> int:
     return proxy_for(latency_device, family=family).train.batch_size
 
 
+def check_count(flag: str, value) -> None:
+    """An option that counts something (--max-params, --train-images, --batch-size, ...): None, or a whole number
+    >= 1 (UserError naming `flag`; True is not a count)."""
+    if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise UserError(f"{flag} must be a whole number >= 1, got {value!r}")
+
+
 def check_max_params(value) -> None:
-    """--max-params, where a search or an expansion takes it: None, or a whole number >= 1 (UserError)."""
-    if value is not None and not (isinstance(value, int) and value >= 1):
-        raise UserError(f"--max-params must be a whole number >= 1, got {value!r}")
+    """--max-params, where a search or an expansion takes it."""
+    check_count("--max-params", value)
 
 
 def check_image_counts(*, train_images, val_images) -> None:
-    """--train-images and --val-images: None, or a whole number >= 1 (UserError)."""
-    for flag, value in (("--train-images", train_images), ("--val-images", val_images)):
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise UserError(f"{flag} must be a whole number >= 1, got {value!r}")
+    """--train-images and --val-images."""
+    check_count("--train-images", train_images)
+    check_count("--val-images", val_images)
 
 
 MAX_PROXY_RESOLUTION = 1024  # a φ = 0 proxy above this is a typo on any machine this tool targets
@@ -67,9 +72,7 @@ def check_proxy_knobs(*, width, depth, resolution, batch_size, lr) -> None:
                                        and MIN_PROXY_RESOLUTION <= resolution <= MAX_PROXY_RESOLUTION):
         raise UserError(f"--proxy-resolution must be a whole number of pixels from {MIN_PROXY_RESOLUTION} to "
                         f"{MAX_PROXY_RESOLUTION}, got {resolution!r}")
-    if batch_size is not None and not (isinstance(batch_size, int) and not isinstance(batch_size, bool)
-                                       and batch_size >= 1):
-        raise UserError(f"--batch-size must be a whole number >= 1, got {batch_size!r}")
+    check_count("--batch-size", batch_size)
     if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a positive number, got {lr!r}")
 

@@ -55,8 +55,8 @@ def load_data(
     drawn at (default image_size), for a proxy of synthetic_base_resolution px (its cues follow that size).
     device: where the embedded data is drawn (files are decoded on the host and moved per candidate).
     """
-    if (image_column is not None or label_column is not None) and not \
-            (str(source) != "synthetic" and is_hf_folder(Path(source))):
+    hf = str(source) != "synthetic" and is_hf_folder(Path(source))
+    if (image_column is not None or label_column is not None) and not hf:
         raise UserError("--image-column and --label-column name a Hugging Face dataset's columns; --data "
                         f"{source} is not one")
     if str(source) == "synthetic":
@@ -77,7 +77,7 @@ def load_data(
         cifar = load_cifar(path)
         if cifar is not None:
             name, (x, y), (tx, ty), num_classes = cifar
-        elif is_hf_folder(path):
+        elif hf:
             classes, (x, y), test, skipped = load_hf_folder(path, image_size, image_column=image_column,
                                                             label_column=label_column,
                                                             skip_bad_images=skip_bad_images)

@@ -76,20 +76,21 @@ def _columns(path: Path, split, image_column: str | None, label_column: str | No
     import datasets
 
     features = split.features
+
+    def find(kind: type, names: tuple[str, ...], what: str, option: str) -> str:
+        """The first column of feature type `kind`, else the first of the usual `names`."""
+        found = [n for n, f in features.items() if isinstance(f, kind)] or [n for n in names if n in features]
+        if not found:
+            raise UserError(f"--data {path}: no {what} {'/'.join(names)}) among {', '.join(features)}; name it "
+                            f"with {option}")
+        return found[0]
+
     if image_column is None:
-        found = [n for n, f in features.items() if isinstance(f, datasets.Image)] or \
-            [n for n in _IMAGE_NAMES if n in features]
-        if not found:
-            raise UserError(f"--data {path}: no image column (an Image feature, or one named "
-                            f"{'/'.join(_IMAGE_NAMES)}) among {', '.join(features)}; name it with --image-column")
-        image_column = found[0]
+        image_column = find(datasets.Image, _IMAGE_NAMES, "image column (an Image feature, or one named",
+                            "--image-column")
     if label_column is None:
-        found = [n for n, f in features.items() if isinstance(f, datasets.ClassLabel)] or \
-            [n for n in _LABEL_NAMES if n in features]
-        if not found:
-            raise UserError(f"--data {path}: no label column (a ClassLabel feature, or an integer column named "
-                            f"{'/'.join(_LABEL_NAMES)}) among {', '.join(features)}; name it with --label-column")
-        label_column = found[0]
+        label_column = find(datasets.ClassLabel, _LABEL_NAMES,
+                            "label column (a ClassLabel feature, or an integer column named", "--label-column")
     for option, name in (("--image-column", image_column), ("--label-column", label_column)):
         if name not in features:
             raise UserError(f"--data {path}: {option} {name!r} is not a column (columns: {', '.join(features)})")
